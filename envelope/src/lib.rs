@@ -1,0 +1,20 @@
+//! Envelope encryption for Wharf.
+//!
+//! Every byte Wharf ships or keeps on disk is encrypted under a *data key*
+//! that is itself wrapped by a *master key*. This crate holds:
+//!
+//! - [`KeyProvider`]: the one trait behind which master keys live. It
+//!   generates a data key (plaintext and wrapped) and unwraps one, always
+//!   under an [`EncryptionContext`]. A [`WrappedKey`] is exactly the AWS
+//!   Encryption SDK's "encrypted data key" triple, so the same value goes
+//!   into an SDK message header and into an at-rest file header.
+//! - [`DataKey`]: a 256-bit key in the clear, wiped from memory on drop.
+//! - [`Error`]: every failure of this crate, with messages a user can act on.
+
+#![warn(missing_docs)]
+
+mod error;
+mod key;
+
+pub use error::Error;
+pub use key::{DataKey, EncryptionContext, KeyProvider, WrappedKey, DATA_KEY_LEN};
