@@ -47,8 +47,13 @@ cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
 # 4. LocalStack, stopped again however this script ends.
 localstack/localstack.sh install
-trap 'localstack/localstack.sh stop' EXIT
-localstack/localstack.sh start
+if localstack/localstack.sh status >/dev/null 2>&1; then
+    say "LocalStack is already running; leaving it running afterwards"
+    localstack/localstack.sh init
+else
+    trap 'localstack/localstack.sh stop' EXIT
+    localstack/localstack.sh start
+fi
 eval "$(localstack/localstack.sh env)"
 export WHARF_BIN_DIR=$CARGO_TARGET_DIR/debug
 export PATH=$venv/bin:$PATH

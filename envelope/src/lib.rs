@@ -13,8 +13,10 @@
 
 #![warn(missing_docs)]
 
+mod context;
 mod error;
 mod key;
 
+pub use context::serialize_context;
 pub use error::Error;
 pub use key::{DataKey, EncryptionContext, KeyProvider, WrappedKey, DATA_KEY_LEN};
