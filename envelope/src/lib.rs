@@ -16,6 +16,7 @@
 mod context;
 mod error;
 mod key;
+pub mod kms;
 pub mod message;
 
 pub use context::serialize_context;
