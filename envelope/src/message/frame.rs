@@ -29,23 +29,33 @@ pub(crate) fn frame_iv(sequence: u32) -> [u8; IV_LEN] {
     iv
 }
 
+/// Longest frame AAD: message id, the final-frame label, sequence, length.
+const MAX_AAD_LEN: usize = MESSAGE_ID_LEN + FINAL_FRAME_AAD.len() + 4 + 8;
+
+/// The frame's AAD, built on the stack (this runs once per frame).
 fn frame_aad(
     message_id: &[u8; MESSAGE_ID_LEN],
     final_frame: bool,
     sequence: u32,
     len: usize,
-) -> Vec<u8> {
+) -> ([u8; MAX_AAD_LEN], usize) {
     let label = if final_frame {
         FINAL_FRAME_AAD
     } else {
         FRAME_AAD
     };
-    let mut aad = Vec::with_capacity(MESSAGE_ID_LEN + label.len() + 12);
-    aad.extend_from_slice(message_id);
-    aad.extend_from_slice(label);
-    aad.extend_from_slice(&sequence.to_be_bytes());
-    aad.extend_from_slice(&(len as u64).to_be_bytes());
-    aad
+    let mut aad = [0u8; MAX_AAD_LEN];
+    let mut at = 0;
+    for part in [
+        &message_id[..],
+        label,
+        &sequence.to_be_bytes(),
+        &(len as u64).to_be_bytes(),
+    ] {
+        aad[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    (aad, at)
 }
 
 /// Appends a sealed frame to `out`, encrypting straight from `plaintext`
@@ -59,6 +69,7 @@ pub(crate) fn seal_frame(
     out: &mut Vec<u8>,
 ) {
     let iv = frame_iv(sequence);
+    let (aad, aad_len) = frame_aad(message_id, final_frame, sequence, plaintext.len());
     out.reserve(plaintext.len() + 40);
     if final_frame {
         out.extend_from_slice(&FINAL_FRAME_MARKER.to_be_bytes());
@@ -73,12 +84,7 @@ pub(crate) fn seal_frame(
     out.resize(start + plaintext.len() + TAG_LEN, 0);
     key.seal_in_place_scatter(
         Nonce::assume_unique_for_key(iv),
-        Aad::from(frame_aad(
-            message_id,
-            final_frame,
-            sequence,
-            plaintext.len(),
-        )),
+        Aad::from(&aad[..aad_len]),
         &mut [],
         plaintext,
         &mut out[start..],
@@ -100,10 +106,10 @@ pub(crate) fn open_frame(
     tag: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
-    let aad = frame_aad(message_id, final_frame, sequence, ciphertext.len());
+    let (aad, aad_len) = frame_aad(message_id, final_frame, sequence, ciphertext.len());
     key.open_separate_gather(
         Nonce::assume_unique_for_key(iv),
-        Aad::from(aad),
+        Aad::from(&aad[..aad_len]),
         ciphertext,
         tag,
         out,
