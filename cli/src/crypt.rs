@@ -1,17 +1,32 @@
 //! `wharf encrypt` and `wharf decrypt`.
 
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
-use wharf_envelope::message::{
-    Decryptor, EncryptOptions, Encryptor, DEFAULT_FRAME_LENGTH, FORMAT_VERSION,
+use clap::{Args, ValueEnum};
+use wharf_envelope::atrest::{
+    is_sealed_file, SealedReader, SealedWriter, Tail, WriterOptions, DEFAULT_MAX_FRAME_LEN, MAGIC,
 };
-use wharf_envelope::{EncryptionContext, Error};
+use wharf_envelope::kms::KmsProvider;
+use wharf_envelope::message::{
+    check_expected_context, read_header, Decryptor, EncryptOptions, Encryptor,
+    DEFAULT_FRAME_LENGTH, FORMAT_VERSION,
+};
+use wharf_envelope::{EncryptionContext, Error, KeyProvider};
 
 use crate::files::{input, Output};
-use crate::keyspec::{provider, KeySpec};
+use crate::keyspec::{for_decryption, for_encryption, KeySpec};
+
+/// What `wharf encrypt` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// An AWS Encryption SDK message (v2, suite 0x0478), readable by AWS's
+    /// Encryption SDKs and CLI.
+    Sdk,
+    /// Wharf's at-rest file format (docs/at-rest-format.md); needs --out.
+    AtRest,
+}
 
 /// Arguments of `wharf encrypt`.
 #[derive(Args)]
@@ -28,9 +43,14 @@ pub(crate) struct EncryptArgs {
     /// Output file (default: stdout); written only when encryption succeeds.
     #[arg(long = "out", value_name = "PATH")]
     output: Option<PathBuf>,
-    /// Plaintext bytes per frame (1 to 16 MiB).
-    #[arg(long, default_value_t = DEFAULT_FRAME_LENGTH)]
-    frame_length: u32,
+    /// Plaintext bytes per frame: 1 to 16 MiB for SDK messages (default
+    /// 4096, the SDKs' default), up to 256 MiB for at-rest files (default
+    /// 4 MiB).
+    #[arg(long, value_name = "BYTES")]
+    frame_length: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Sdk)]
+    format: Format,
 }
 
 /// Arguments of `wharf decrypt`.
@@ -82,38 +102,140 @@ fn io_error(e: io::Error, doing: &str) -> anyhow::Error {
 pub(crate) async fn encrypt(args: EncryptArgs) -> Result<()> {
     let context = parse_context(&args.context)?;
     let key = KeySpec::parse(&args.key);
-    let provider = provider(Some(&key)).await?;
     let mut reader = input(args.input.as_deref())?;
+    if args.format == Format::AtRest {
+        let Some(out) = args.output.as_deref() else {
+            bail!("--format at-rest writes a file: give it with --out PATH");
+        };
+        let provider = for_encryption(&key).await?;
+        let frame_length = args.frame_length.unwrap_or(DEFAULT_MAX_FRAME_LEN);
+        return encrypt_at_rest(&mut reader, out, provider.as_ref(), &context, frame_length).await;
+    }
+    let provider = for_encryption(&key).await?;
     let out = Output::open(args.output.as_deref())?;
-    let options = EncryptOptions::default().frame_length(args.frame_length);
+    let options =
+        EncryptOptions::default().frame_length(args.frame_length.unwrap_or(DEFAULT_FRAME_LENGTH));
     let mut enc = Encryptor::new(out, provider.as_ref(), context, &options).await?;
     io::copy(&mut reader, &mut enc).map_err(|e| io_error(e, "cannot encrypt the input"))?;
     enc.finish()?.commit()
+}
+
+/// Writes the input as an at-rest file, one frame per `frame_length` bytes.
+async fn encrypt_at_rest(
+    reader: &mut dyn Read,
+    out: &Path,
+    provider: &dyn KeyProvider,
+    context: &EncryptionContext,
+    frame_length: u32,
+) -> Result<()> {
+    let options = WriterOptions {
+        max_frame_len: frame_length,
+    };
+    let mut writer = SealedWriter::create_with(out, provider, context, options).await?;
+    let mut buf = vec![0u8; frame_length as usize];
+    loop {
+        let n = read_full(reader, &mut buf).context("cannot read the input")?;
+        if n == 0 {
+            break;
+        }
+        writer.append(&buf[..n])?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 pub(crate) async fn decrypt(args: DecryptArgs) -> Result<()> {
     let context = parse_context(&args.context)?;
     let key = args.key.as_deref().map(KeySpec::parse);
     let mut reader = BufReader::with_capacity(256 * 1024, input(args.input.as_deref())?);
-    let first = reader
-        .fill_buf()
-        .context("cannot read the input")?
-        .first()
-        .copied();
-    match first {
-        None => bail!("the input is empty: there is no message to decrypt"),
-        Some(FORMAT_VERSION) => {}
-        Some(0x01) => bail!("the input is an AWS Encryption SDK version 1 message; Wharf reads version 2 (re-encrypt with a committing suite, the SDKs' default since 2.0)"),
-        Some(b) => bail!("the input is not an AWS Encryption SDK message (it starts with byte {b:#04x}, not 0x02)"),
+    let head = reader.fill_buf().context("cannot read the input")?;
+    if head.is_empty() {
+        bail!("the input is empty: there is nothing to decrypt");
     }
-    let provider = provider(key.as_ref()).await?;
-    let mut dec = Decryptor::new(reader, provider.as_ref(), &context).await?;
+    if is_sealed_file(head) {
+        let Some(path) = args.input.as_deref() else {
+            bail!("the input is a Wharf at-rest file, which is read by position: give it with --in PATH");
+        };
+        return decrypt_at_rest(path, key.as_ref(), &context, args.output.as_deref()).await;
+    }
+    match head[0] {
+        FORMAT_VERSION => {}
+        0x01 => bail!("the input is an AWS Encryption SDK version 1 message; Wharf reads version 2 (re-encrypt with a committing suite, the SDKs' default since 2.0)"),
+        b => bail!(
+            "the input is neither an AWS Encryption SDK message (first byte 0x02) nor a Wharf at-rest file (magic `{}`): it starts with byte {b:#04x}",
+            String::from_utf8_lossy(MAGIC)
+        ),
+    }
+    let header = read_header(&mut reader)?;
+    let provider = for_decryption(key.as_ref(), &header.wrapped_keys).await?;
+    let mut dec = Decryptor::with_header(reader, header, provider.as_ref(), &context).await?;
     let mut out = Output::open(args.output.as_deref())?;
     io::copy(&mut dec, &mut out).map_err(|e| io_error(e, "cannot decrypt the input"))?;
     let mut rest = dec.into_inner();
     let mut extra = [0u8; 1];
     if rest.read(&mut extra).context("cannot read the input")? != 0 {
         bail!("the input continues after the end of the message");
+    }
+    out.commit()
+}
+
+/// Decrypts every frame of an at-rest file. A file without its final frame
+/// (still being written, or its writer stopped) or with a torn tail (a
+/// crash mid-write) yields what it holds, with a warning naming what is
+/// missing.
+async fn decrypt_at_rest(
+    path: &Path,
+    key: Option<&KeySpec>,
+    context: &EncryptionContext,
+    output: Option<&Path>,
+) -> Result<()> {
+    // Without --key, KMS discovery; a file wrapped by a local key then
+    // says so.
+    let provider = match key {
+        Some(k) => for_decryption(Some(k), &[]).await?,
+        None => Box::new(KmsProvider::from_env(None).await?),
+    };
+    let reader = match SealedReader::open(path, provider.as_ref()).await {
+        Ok(r) => r,
+        Err(Error::WrongProvider { found, .. }) if key.is_none() => bail!(
+            "{}: the data key is wrapped by provider `{found}`, not by KMS; give the key with --key PATH|ARN",
+            path.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    check_expected_context(reader.context(), context)?;
+    let mut out = Output::open(output)?;
+    let mut frames = reader.frames();
+    for frame in frames.by_ref() {
+        out.write_all(&frame?.data)
+            .context("cannot write the plaintext")?;
+    }
+    match frames.tail() {
+        Some(Tail::Finished { .. }) | None => {}
+        Some(Tail::Unfinished { end }) => eprintln!(
+            "wharf: warning: {} has no final frame (it is still being written, or its writer stopped at byte {end}); wrote the {} frame(s) it holds",
+            path.display(),
+            frames.frames_read()
+        ),
+        Some(Tail::Torn { offset, len }) => eprintln!(
+            "wharf: warning: {} has a torn tail: the {len} byte(s) from offset {offset} are an incomplete frame (a crash during a write) and were skipped; wrote the {} complete frame(s) before it",
+            path.display(),
+            frames.frames_read()
+        ),
     }
     out.commit()
 }

@@ -95,7 +95,7 @@ async fn wrong_context_is_refused() {
     let err = decrypt(&kms, &msg, &ctx(&[("purpose", "b")]))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ContextMismatch { .. }), "{err}");
+    assert!(matches!(err, Error::WrongContext { .. }), "{err}");
     // KMS itself, asked to unwrap under another context.
     let (_, wrapped) = kms.generate(&ctx(&[("purpose", "a")])).await.unwrap();
     let err = kms

@@ -28,7 +28,7 @@ pub fn check_expected_context(
         match message.get(k) {
             Some(found) if found == v => {}
             found => {
-                return Err(Error::ContextMismatch {
+                return Err(Error::WrongContext {
                     key: k.clone(),
                     expected: v.clone(),
                     found: found.map_or_else(|| "no such key".to_string(), |f| format!("`{f}`")),
@@ -254,6 +254,18 @@ impl<R: Read> Decryptor<R> {
         expected_context: &EncryptionContext,
     ) -> Result<Self, Error> {
         let header = read_header(&mut reader)?;
+        Self::with_header(reader, header, provider, expected_context).await
+    }
+
+    /// Continues a message whose header was read with [`read_header`]
+    /// (e.g. to choose a key provider from its wrapped keys), unwrapping
+    /// the data key with `provider`.
+    pub async fn with_header(
+        reader: R,
+        header: Header,
+        provider: &dyn KeyProvider,
+        expected_context: &EncryptionContext,
+    ) -> Result<Self, Error> {
         check_expected_context(&header.context, expected_context)?;
         let keys = unwrap_keys(&header, provider).await?;
         Self::start(reader, header, keys)

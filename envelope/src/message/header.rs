@@ -265,7 +265,7 @@ pub(crate) fn take<'s, S: Source>(
 ) -> Result<&'s [u8], Error> {
     src.take(n)
         .map_err(io_or_truncated)?
-        .ok_or(Error::Truncated { what })
+        .ok_or(Error::MessageTruncated { what })
 }
 
 pub(crate) fn take_array<const N: usize, S: Source>(
@@ -383,7 +383,7 @@ mod tests {
         let bytes = sample().to_bytes();
         for n in 0..bytes.len() {
             match Header::parse(&bytes[..n]) {
-                Err(Error::Truncated { .. }) => {}
+                Err(Error::MessageTruncated { .. }) => {}
                 other => panic!("cut at {n}: {other:?}"),
             }
         }
