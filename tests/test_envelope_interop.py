@@ -2,10 +2,13 @@
 
 Wharf's `wharf encrypt` / `wharf decrypt` against the Python
 `aws-encryption-sdk` 3.x and `aws-encryption-cli`, with keys in LocalStack's
-KMS. Needs LocalStack (`eval "$(localstack/localstack.sh env)"`) and the
+KMS (the SDK's KMS keyring) and local master key files (the SDK's raw AES
+keyring). Needs LocalStack (`eval "$(localstack/localstack.sh env)"`) and the
 built `wharf` binary; scripts/test-all.sh provides both.
 """
 
+import hashlib
+import hmac
 import os
 import shutil
 import subprocess
@@ -15,7 +18,14 @@ from pathlib import Path
 import aws_encryption_sdk
 import botocore.session
 import pytest
-from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
+from aws_encryption_sdk.identifiers import (
+    Algorithm,
+    CommitmentPolicy,
+    EncryptionKeyType,
+    WrappingAlgorithm,
+)
+from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
 
 CONTEXT = {"cluster": "interop", "purpose": "test"}
 
@@ -175,3 +185,76 @@ def test_wharf_decrypts_an_encryption_cli_file(wharf_bin, env, kms_key_arn, tmp_
     wharf(wharf_bin, env, "decrypt", "--context", "purpose=cli", "--in", str(tmp_path / "cli.msg"),
           "--out", str(tmp_path / "out"))
     assert (tmp_path / "out").read_bytes() == plaintext
+
+
+# --- local master key files: the SDK's raw AES keyring -----------------------
+
+LOCAL_NAMESPACE = "wharf-local"
+
+
+def local_key_name(key: bytes) -> bytes:
+    """The key name Wharf gives a local key (docs/at-rest-format.md)."""
+    return hmac.new(key, b"wharf-local key name v1", hashlib.sha256).hexdigest()[:16].encode()
+
+
+def raw_aes_provider(key: bytes):
+    class Provider(RawMasterKeyProvider):
+        provider_id = LOCAL_NAMESPACE
+
+        def _get_raw_key(self, key_id):
+            return WrappingKey(
+                wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
+                wrapping_key=key,
+                wrapping_key_type=EncryptionKeyType.SYMMETRIC,
+            )
+
+    p = Provider()
+    p.add_master_key(local_key_name(key))
+    return p
+
+
+@pytest.fixture
+def local_key(tmp_path: Path) -> Path:
+    path = tmp_path / "master.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, os.urandom(32))
+    os.close(fd)
+    return path
+
+
+@pytest.mark.parametrize("size", [0, 5000, 300_000])
+def test_wharf_local_key_message_decrypts_with_python_raw_aes(wharf_bin, env, client, local_key, size):
+    plaintext = payload(size)
+    ct = wharf(wharf_bin, env, "encrypt", "--key", str(local_key), *context_args(CONTEXT), stdin=plaintext).stdout
+    pt, header = client.decrypt(source=ct, key_provider=raw_aes_provider(local_key.read_bytes()))
+    assert pt == plaintext
+    [edk] = header.encrypted_data_keys
+    assert edk.key_provider.provider_id == LOCAL_NAMESPACE
+    assert edk.key_provider.key_info.startswith(local_key_name(local_key.read_bytes()))
+
+
+@pytest.mark.parametrize(
+    "suite",
+    [Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384, Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY],
+    ids=["0x0578", "0x0478"],
+)
+def test_python_raw_aes_message_decrypts_with_wharf_local_key(wharf_bin, env, client, local_key, suite):
+    plaintext = payload(20_000)
+    ct, _ = client.encrypt(
+        source=plaintext, key_provider=raw_aes_provider(local_key.read_bytes()),
+        encryption_context=CONTEXT, algorithm=suite,
+    )
+    out = wharf(wharf_bin, env, "decrypt", "--key", str(local_key), *context_args(CONTEXT), stdin=ct).stdout
+    assert out == plaintext
+
+
+def test_wharf_refuses_another_local_key(wharf_bin, env, client, local_key, tmp_path: Path):
+    ct, _ = client.encrypt(source=b"secret", key_provider=raw_aes_provider(local_key.read_bytes()))
+    other = tmp_path / "other.key"
+    fd = os.open(other, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, os.urandom(32))
+    os.close(fd)
+    proc = wharf(wharf_bin, env, "decrypt", "--key", str(other), stdin=ct, check=False)
+    assert proc.returncode != 0
+    assert proc.stdout == b""
+    assert "cannot unwrap the data key" in proc.stderr.decode()
