@@ -3,15 +3,19 @@
 //!
 //! Run: `cargo bench -p wharf-envelope --bench envelope`
 //! (`-- --quick` for a shorter run). Prints the hardware, then one row per
-//! size: MiB/s of raw seal/open in place, of `encrypt_with_data_key` /
-//! `decrypt_with_data_key` at 64 KiB and 4 KiB frames, and the ratio to raw.
+//! size: MiB/s of raw seal/open, of `encrypt_with_data_key` /
+//! `decrypt_with_data_key` at 64 KiB and 4 KiB frames, and their ratio to
+//! raw; then a second table for at-rest frames of that size
+//! (`SealedWriter::append`, `SealedReader::frames`) in a file under
+//! `/dev/shm` (or the temp dir), so the page cache, not a disk, is measured.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use wharf_envelope::atrest::{SealedReader, SealedWriter, WriterOptions};
 use wharf_envelope::message::{decrypt_with_data_key, encrypt_with_data_key, EncryptOptions};
-use wharf_envelope::{DataKey, EncryptionContext, WrappedKey};
+use wharf_envelope::{DataKey, EncryptionContext, LocalKeyProvider, WrappedKey};
 
 const SIZES: [usize; 7] = [
     1 << 10,
@@ -86,6 +90,7 @@ fn main() {
     };
     let context: EncryptionContext = [("cluster".to_string(), "bench".to_string())].into();
 
+    let mut raw_rates = Vec::new();
     for size in SIZES {
         let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut buf = plaintext.clone();
@@ -160,6 +165,78 @@ fn main() {
             dec_cols += &format!("| {dec:.0} | {:.0}% ", 100.0 * dec / raw_open);
         }
         println!("{row}{dec_cols}|");
+        raw_rates.push((size, raw_seal, raw_open));
+    }
+    at_rest(budget, &raw_rates);
+}
+
+/// At-rest frames of each size: append throughput (files rolled at 64 MiB)
+/// and read-back throughput of a file of such frames, beside raw seal/open.
+fn at_rest(budget: Duration, raw: &[(usize, f64, f64)]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let keys = LocalKeyProvider::from_key([5; 32]);
+    let context: EncryptionContext = [("purpose".to_string(), "bench".to_string())].into();
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    println!(
+        "\nat-rest frames (files in {}):\n",
+        dir.path().parent().unwrap().display()
+    );
+    println!("| frame size | raw seal | append | % | raw open | read | % |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut n = 0;
+    let mut new_file = |n: &mut u32| {
+        *n += 1;
+        let path = dir.path().join(format!("f{n}"));
+        let opts = WriterOptions {
+            max_frame_len: 4 << 20,
+        };
+        (
+            path.clone(),
+            rt.block_on(SealedWriter::create_with(&path, &keys, &context, opts))
+                .unwrap(),
+        )
+    };
+    for &(size, raw_seal, raw_open) in raw {
+        let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let (mut path, mut writer) = new_file(&mut n);
+        let append = rate(size, budget, || {
+            writer.append(&plaintext).unwrap();
+            if writer.position() > 64 << 20 {
+                std::fs::remove_file(&path).unwrap();
+                (path, writer) = new_file(&mut n);
+            }
+        });
+        drop(writer);
+        std::fs::remove_file(&path).unwrap();
+
+        let (path, mut writer) = new_file(&mut n);
+        let frames = ((16 << 20) / size).max(16);
+        for _ in 0..frames {
+            writer.append(&plaintext).unwrap();
+        }
+        writer.finish().unwrap();
+        let reader = rt.block_on(SealedReader::open(&path, &keys)).unwrap();
+        let read = rate(size * frames, budget, || {
+            let mut total = 0;
+            for f in reader.frames() {
+                total += f.unwrap().data.len();
+            }
+            assert_eq!(total, size * frames);
+        });
+        std::fs::remove_file(&path).unwrap();
+        println!(
+            "| {} | {raw_seal:.0} | {append:.0} | {:.0}% | {raw_open:.0} | {read:.0} | {:.0}% |",
+            human(size),
+            100.0 * append / raw_seal,
+            100.0 * read / raw_open
+        );
     }
 }
 
