@@ -191,7 +191,7 @@ fn at_rest(budget: Duration, raw: &[(usize, f64, f64)]) {
     println!("| frame size | raw seal | append | % | raw open | read | % |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut n = 0;
-    let mut new_file = |n: &mut u32| {
+    let new_file = |n: &mut u32| {
         *n += 1;
         let path = dir.path().join(format!("f{n}"));
         let opts = WriterOptions {
