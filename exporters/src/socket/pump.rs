@@ -213,11 +213,16 @@ impl Pump {
         wr: &mut BufWriter<OwnedWriteHalf>,
         first: Vec<u8>,
     ) -> std::io::Result<()> {
+        let limit = self.cfg.ack_timeout;
         let mut line = first;
         let mut n = 0;
         loop {
-            write_line(wr, &line, self.cfg.ack_timeout).await?;
+            // In flight before the write: a line whose write fails is then
+            // spooled with the others when the connection is dropped.
             self.inflight.push_back(Inflight::Memory(line));
+            if let Some(Inflight::Memory(sent)) = self.inflight.back() {
+                write_line(wr, sent, limit).await?;
+            }
             self.counters.written.fetch_add(1, Relaxed);
             n += 1;
             if n >= BATCH || self.inflight.len() >= self.cfg.max_unacked {
