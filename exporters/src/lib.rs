@@ -4,6 +4,10 @@
 //!   shipper's Unix socket, with acks, resends and a bounded spool on disk.
 //! - [`catalog`]: every metric with its MSK Prometheus and CloudWatch names,
 //!   units and monitoring levels; `docs/metrics.md` is generated from it.
+//! - [`MetricsRegistry`]: atomic counters and gauges the broker updates
+//!   without locks, rendered as Prometheus text ([`http`] serves it on
+//!   port 11001), as metric snapshot records with CloudWatch names
+//!   ([`registry::snapshot`]) and as CloudWatch EMF ([`registry::emf`]).
 //! - [`LogLayer`]: a `tracing` layer turning events into JSON log records
 //!   on any [`LineSink`]; [`log_filter`] sets levels per module.
 
@@ -11,13 +15,15 @@
 
 pub mod catalog;
 mod error;
+pub mod http;
 pub mod logs;
+pub mod registry;
 mod sink;
 pub mod socket;
-#[allow(dead_code)] // epoch_millis is for the metric snapshots (next step)
 mod time;
 
 pub use error::Error;
 pub use logs::{log_filter, LogLayer};
+pub use registry::{BrokerGauge, MetricsRegistry};
 pub use sink::{LineSink, MemorySink};
 pub use socket::{SocketWriter, SocketWriterConfig, WriterStats};
