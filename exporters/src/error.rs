@@ -22,8 +22,15 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
-    /// A spool segment is damaged (bad length or checksum, or failed
-    /// authentication once it is encrypted).
+    /// A spool segment could not be sealed, opened or authenticated.
+    #[error("telemetry spool file {}: {source}", path.display())]
+    SpoolSealed {
+        /// The segment file.
+        path: PathBuf,
+        /// What the at-rest format reported.
+        source: wharf_envelope::Error,
+    },
+    /// A spool segment holds frames out of order.
     #[error("telemetry spool file {} is damaged at frame {frame}: {reason}", path.display())]
     SpoolCorrupt {
         /// The segment file.

@@ -112,23 +112,23 @@ async fn a_shipper_that_goes_away_and_comes_back_loses_nothing_while_the_spool_h
 async fn a_full_spool_drops_and_counts_and_keeps_the_order_of_what_it_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    cfg.spool_max_bytes = 8192;
+    cfg.spool_max_bytes = 64 * 1024;
     let path = cfg.socket_path.clone();
     let writer = SocketWriter::start(cfg).unwrap();
-    let want: Vec<String> = (0..400).map(line).collect();
+    let want: Vec<String> = (0..2000).map(line).collect();
     for l in &want {
         writer.try_send_line(l.clone());
     }
     wait_for(|| {
         let s = writer.stats();
-        s.spooled + s.dropped() == 400
+        s.spooled + s.dropped() == 2000
     })
     .await;
     let stats = writer.stats();
     assert!(stats.dropped_spool_full > 0, "{stats:?}");
     assert!(stats.spooled > 0, "{stats:?}");
-    assert_eq!(stats.spooled + stats.dropped_spool_full, 400);
-    assert!(stats.spool_bytes <= 8192);
+    assert_eq!(stats.spooled + stats.dropped_spool_full, 2000);
+    assert!(stats.spool_bytes <= 64 * 1024);
 
     let shipper = Shipper::start(&path, Mode::Ack);
     wait_for(|| writer.stats().acked == stats.spooled).await;

@@ -7,7 +7,7 @@
 //! the socket, writes NDJSON lines, reads the shipper's cumulative
 //! `{"ack":N}` replies and keeps what is unacknowledged. While the shipper
 //! is away, or slow to acknowledge, lines go to a bounded spool on disk
-//! ([`spool`](self) module docs state its rules), which is drained in order
+//! (encrypted with `wharf-envelope`'s at-rest format), which is drained in order
 //! once the shipper is back. What the writer did is counted in
 //! [`WriterCounters`].
 
@@ -23,9 +23,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use wharf_envelope::KeyProvider;
 
 pub use counters::{WriterCounters, WriterStats};
-pub use segment::{PlainSegments, SegmentFormat, SegmentReader, SegmentWriter};
+pub use segment::{SealedSegments, SegmentFormat, SegmentReader, SegmentWriter};
 
 use crate::Error;
 
@@ -52,13 +53,21 @@ pub struct SocketWriterConfig {
     /// With lines unacknowledged for this long the connection is dropped
     /// and made again, which resends them (default 30 s).
     pub ack_timeout: Duration,
-    /// How spool segments are stored on disk.
+    /// How spool segments are stored on disk: [`SealedSegments`], the
+    /// at-rest encrypted format.
     pub segment_format: Arc<dyn SegmentFormat>,
 }
 
 impl SocketWriterConfig {
-    /// Defaults for the given socket and spool directory.
-    pub fn new(socket_path: impl Into<PathBuf>, spool_dir: impl Into<PathBuf>) -> Self {
+    /// Defaults for the given socket and spool directory; the spool is
+    /// sealed under data keys from `keys` with the cluster in the
+    /// encryption context.
+    pub fn new(
+        socket_path: impl Into<PathBuf>,
+        spool_dir: impl Into<PathBuf>,
+        keys: Arc<dyn KeyProvider>,
+        cluster: &str,
+    ) -> Self {
         Self {
             socket_path: socket_path.into(),
             spool_dir: spool_dir.into(),
@@ -68,7 +77,7 @@ impl SocketWriterConfig {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(30),
-            segment_format: Arc::new(PlainSegments),
+            segment_format: Arc::new(SealedSegments::new(keys, cluster)),
         }
     }
 
@@ -86,8 +95,11 @@ impl SocketWriterConfig {
         if self.max_unacked == 0 {
             return bad("max_unacked", "it must be at least 1");
         }
-        if self.spool_max_bytes < 4096 {
-            return bad("spool_max_bytes", "it must be at least 4096 bytes");
+        if self.spool_max_bytes < 64 * 1024 {
+            return bad(
+                "spool_max_bytes",
+                "it must be at least 65536 bytes (64 KiB)",
+            );
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return bad(

@@ -5,15 +5,18 @@
 //! never touches file contents itself, so the format can change without
 //! touching the spool's ordering and accounting rules.
 //!
-//! [`PlainSegments`] is the interim format: `WHARFSPOOL1\n`, then frames of
-//! a 4-byte big-endian length and the line. It is **not encrypted**; it will
-//! be replaced by `wharf-envelope`'s at-rest format (`SealedWriter` /
-//! `SealedReader`, one frame per append) once that lands on main. A frame
-//! cut short by a crash ends the segment: the frames before it are kept.
+//! [`SealedSegments`] stores each segment in `wharf-envelope`'s at-rest
+//! format: one sealed frame (AES-256-GCM) per line, the data key wrapped by
+//! the configured master key in the file header, under an encryption
+//! context naming the cluster and the purpose. A frame torn by a crash ends
+//! the segment: the frames before it are kept. A segment is finished (its
+//! final frame written and synced) before it is read.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wharf_envelope::atrest::{SealedReader, SealedWriter};
+use wharf_envelope::{EncryptionContext, KeyProvider};
 
 use crate::Error;
 
@@ -45,141 +48,121 @@ pub trait SegmentReader: Send {
     fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Error>;
 }
 
-const MAGIC: &[u8] = b"WHARFSPOOL1\n";
-/// Refuse frames above this size when reading: a damaged length must not
-/// make the reader allocate gigabytes.
-const MAX_FRAME: u32 = 16 * 1024 * 1024;
+/// Spool segments in the at-rest format (see the module docs).
+#[derive(Debug, Clone)]
+pub struct SealedSegments {
+    keys: Arc<dyn KeyProvider>,
+    context: EncryptionContext,
+}
 
-/// The interim, unencrypted segment format (see the module docs).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PlainSegments;
-
-#[async_trait::async_trait]
-impl SegmentFormat for PlainSegments {
-    async fn create(&self, path: &Path) -> Result<Box<dyn SegmentWriter>, Error> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|source| file_err(path, source))?;
-        let mut out = BufWriter::new(file);
-        out.write_all(MAGIC).map_err(|s| file_err(path, s))?;
-        Ok(Box::new(PlainWriter {
-            path: path.to_path_buf(),
-            out,
-            len: MAGIC.len() as u64,
-        }))
+impl SealedSegments {
+    /// Segments sealed under data keys from `keys`, with the encryption
+    /// context `{cluster: <cluster>, purpose: broker-telemetry-spool}`.
+    pub fn new(keys: Arc<dyn KeyProvider>, cluster: &str) -> Self {
+        let context = [
+            ("cluster".to_string(), cluster.to_string()),
+            ("purpose".to_string(), "broker-telemetry-spool".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        Self::with_context(keys, context)
     }
 
-    async fn open(&self, path: &Path) -> Result<Box<dyn SegmentReader>, Error> {
-        let file = File::open(path).map_err(|s| file_err(path, s))?;
-        let mut input = BufReader::new(file);
-        let mut magic = [0u8; MAGIC.len()];
-        input
-            .read_exact(&mut magic)
-            .map_err(|s| file_err(path, s))?;
-        if magic != MAGIC {
-            return Err(Error::SpoolCorrupt {
-                path: path.to_path_buf(),
-                frame: 0,
-                reason: "it does not start with the spool header".into(),
-            });
-        }
-        Ok(Box::new(PlainReader {
-            path: path.to_path_buf(),
-            input,
-            frame: 0,
-        }))
+    /// Segments sealed under `context` (every segment read back must carry
+    /// exactly this context).
+    pub fn with_context(keys: Arc<dyn KeyProvider>, context: EncryptionContext) -> Self {
+        Self { keys, context }
     }
 }
 
-fn file_err(path: &Path, source: std::io::Error) -> Error {
-    Error::SpoolFile {
+fn sealed_err(path: &Path, source: wharf_envelope::Error) -> Error {
+    Error::SpoolSealed {
         path: path.to_path_buf(),
         source,
     }
 }
 
-struct PlainWriter {
-    path: PathBuf,
-    out: BufWriter<File>,
-    len: u64,
+#[async_trait::async_trait]
+impl SegmentFormat for SealedSegments {
+    async fn create(&self, path: &Path) -> Result<Box<dyn SegmentWriter>, Error> {
+        let writer = SealedWriter::create(path, self.keys.as_ref(), &self.context)
+            .await
+            .map_err(|e| sealed_err(path, e))?;
+        Ok(Box::new(SealedSegmentWriter {
+            path: path.to_path_buf(),
+            inner: writer,
+        }))
+    }
+
+    async fn open(&self, path: &Path) -> Result<Box<dyn SegmentReader>, Error> {
+        let reader = SealedReader::open_expecting(path, self.keys.as_ref(), &self.context)
+            .await
+            .map_err(|e| sealed_err(path, e))?;
+        let pos = reader.data_start();
+        Ok(Box::new(SealedSegmentReader {
+            path: path.to_path_buf(),
+            inner: reader,
+            pos,
+            next_number: 0,
+        }))
+    }
 }
 
-impl SegmentWriter for PlainWriter {
+struct SealedSegmentWriter {
+    path: PathBuf,
+    inner: SealedWriter,
+}
+
+impl SegmentWriter for SealedSegmentWriter {
     fn append(&mut self, frame: &[u8]) -> Result<(), Error> {
-        let n = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        self.out
-            .write_all(&n.to_be_bytes())
-            .and_then(|_| self.out.write_all(frame))
-            .map_err(|s| file_err(&self.path, s))?;
-        self.len += 4 + frame.len() as u64;
-        Ok(())
+        self.inner
+            .append(frame)
+            .map(|_| ())
+            .map_err(|e| sealed_err(&self.path, e))
     }
 
     fn len(&self) -> u64 {
-        self.len
+        self.inner.position()
     }
 
     fn is_empty(&self) -> bool {
-        self.len == MAGIC.len() as u64
+        self.inner.frames() == 0
     }
 
-    fn finish(mut self: Box<Self>) -> Result<(), Error> {
-        self.out.flush().map_err(|s| file_err(&self.path, s))
+    fn finish(self: Box<Self>) -> Result<(), Error> {
+        let path = self.path;
+        self.inner
+            .finish()
+            .map(|_| ())
+            .map_err(|e| sealed_err(&path, e))
     }
 }
 
-struct PlainReader {
+struct SealedSegmentReader {
     path: PathBuf,
-    input: BufReader<File>,
-    frame: u64,
+    inner: SealedReader,
+    pos: u64,
+    next_number: u64,
 }
 
-impl SegmentReader for PlainReader {
+impl SegmentReader for SealedSegmentReader {
     fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        let mut len = [0u8; 4];
-        match read_full(&mut self.input, &mut len) {
-            Ok(0) => return Ok(None),
-            Ok(4) => {}
-            Ok(_) => return Err(self.corrupt("the file ends inside a frame length")),
-            Err(s) => return Err(file_err(&self.path, s)),
+        let Some(frame) = self
+            .inner
+            .read_at(self.pos)
+            .map_err(|e| sealed_err(&self.path, e))?
+        else {
+            return Ok(None);
+        };
+        if frame.number != self.next_number {
+            return Err(Error::SpoolCorrupt {
+                path: self.path.clone(),
+                frame: self.next_number,
+                reason: format!("found frame {} in its place", frame.number),
+            });
         }
-        let len = u32::from_be_bytes(len);
-        if len > MAX_FRAME {
-            return Err(self.corrupt("a frame length is impossibly large"));
-        }
-        let mut frame = vec![0u8; len as usize];
-        match read_full(&mut self.input, &mut frame) {
-            Ok(n) if n == frame.len() => {}
-            Ok(_) => return Err(self.corrupt("the file ends inside a frame")),
-            Err(s) => return Err(file_err(&self.path, s)),
-        }
-        self.frame += 1;
-        Ok(Some(frame))
+        self.pos = frame.next_position;
+        self.next_number += 1;
+        Ok(Some(frame.data))
     }
-}
-
-impl PlainReader {
-    fn corrupt(&self, reason: &str) -> Error {
-        Error::SpoolCorrupt {
-            path: self.path.clone(),
-            frame: self.frame,
-            reason: reason.into(),
-        }
-    }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

@@ -27,6 +27,11 @@ use super::segment::{SegmentFormat, SegmentReader, SegmentWriter};
 use crate::Error;
 
 const SUFFIX: &str = ".seg";
+/// Upper bound of the bytes a sealed frame adds to its plaintext.
+const FRAME_OVERHEAD: u64 = 64;
+/// Upper bound of a new segment file's header (two key slots of at least
+/// 2 KiB each, more with a long wrapped key and context).
+const HEADER_ALLOWANCE: u64 = 8192;
 
 struct Segment {
     seq: u64,
@@ -93,7 +98,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             format,
             max_bytes,
-            segment_bytes: (max_bytes / 8).clamp(4096, 8 * 1024 * 1024),
+            segment_bytes: (max_bytes / 8).clamp(16 * 1024, 8 * 1024 * 1024),
             segments: VecDeque::new(),
             active: None,
             reader: None,
@@ -154,15 +159,16 @@ impl Spool {
     /// Appends a frame; `Ok(None)` when the spool is full (the caller counts
     /// the drop), otherwise its absolute index.
     pub(crate) async fn append(&mut self, frame: &[u8]) -> Result<Option<u64>, Error> {
-        // 4 bytes of framing in the interim format; an encrypted format adds
-        // its tag, which the size check after the append accounts for.
-        if self.total_bytes + frame.len() as u64 + 64 > self.max_bytes {
-            return Ok(None);
-        }
         let need_new = match &self.active {
             None => true,
             Some(w) => w.len() >= self.segment_bytes,
         };
+        // Room for the frame and its record overhead (header, GCM tag), and
+        // for a new segment's header when one is needed.
+        let header = if need_new { HEADER_ALLOWANCE } else { 0 };
+        if self.total_bytes + frame.len() as u64 + FRAME_OVERHEAD + header > self.max_bytes {
+            return Ok(None);
+        }
         if need_new {
             self.seal_active()?;
             let seq = self.next_seq;
@@ -328,10 +334,12 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::segment::PlainSegments;
+    use crate::socket::segment::SealedSegments;
+    use wharf_envelope::LocalKeyProvider;
 
     async fn spool(dir: &Path, max: u64) -> Spool {
-        Spool::open(dir, Arc::new(PlainSegments), max)
+        let keys = Arc::new(LocalKeyProvider::from_key([7; 32]));
+        Spool::open(dir, Arc::new(SealedSegments::new(keys, "test")), max)
             .await
             .unwrap()
     }
@@ -347,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn reads_back_in_order_across_segments_and_deletes_when_acked() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = spool(dir.path(), 64 * 1024).await;
+        let mut s = spool(dir.path(), 256 * 1024).await;
         let lines: Vec<String> = (0..500)
             .map(|i| format!("line {i:04} {}", "x".repeat(40)))
             .collect();
@@ -381,42 +389,78 @@ mod tests {
     #[tokio::test]
     async fn refuses_appends_past_its_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = spool(dir.path(), 10_000).await;
+        let mut s = spool(dir.path(), 64 * 1024).await;
         let mut stored = 0;
         for _ in 0..1000 {
             if s.append(&[b'a'; 100]).await.unwrap().is_some() {
                 stored += 1;
             }
         }
-        assert!(stored > 50 && stored < 100, "stored {stored}");
-        assert!(s.bytes() <= 10_000);
+        assert!(stored > 300 && stored < 600, "stored {stored}");
+        assert!(s.bytes() <= 64 * 1024, "{} bytes", s.bytes());
+        let on_disk: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(on_disk <= 64 * 1024, "{on_disk} bytes on disk");
     }
 
     #[tokio::test]
     async fn a_new_process_picks_up_what_was_left_and_keeps_frames_before_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
+            // A process that dies without finishing its segment.
             let mut s = spool(dir.path(), 1 << 20).await;
             for i in 0..10 {
                 s.append(format!("l{i}").as_bytes()).await.unwrap();
             }
-            s.seal_active().unwrap();
         }
-        // A crash mid-frame: a length that promises more than the file holds.
+        // ... while writing the last frame: cut it short.
         let seg = std::fs::read_dir(dir.path())
             .unwrap()
             .next()
             .unwrap()
             .unwrap()
             .path();
-        let mut bytes = std::fs::read(&seg).unwrap();
-        bytes.extend_from_slice(&[0, 0, 0, 9, b'x']);
-        std::fs::write(&seg, bytes).unwrap();
+        let bytes = std::fs::read(&seg).unwrap();
+        std::fs::write(&seg, &bytes[..bytes.len() - 3]).unwrap();
         let mut s = spool(dir.path(), 1 << 20).await;
         s.append(b"after").await.unwrap();
         let got = read_all(&mut s).await;
-        let mut want: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
+        let mut want: Vec<String> = (0..9).map(|i| format!("l{i}")).collect();
         want.push("after".into());
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn segments_are_encrypted_and_bound_to_their_context() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = spool(dir.path(), 1 << 20).await;
+            s.append(b"secret-telemetry-line").await.unwrap();
+            s.close().unwrap();
+        }
+        let seg = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let bytes = std::fs::read(&seg).unwrap();
+        assert!(wharf_envelope::atrest::is_sealed_file(&bytes));
+        assert!(
+            !bytes.windows(6).any(|w| w == b"secret"),
+            "plaintext on disk"
+        );
+        // Another cluster's spool refuses the file rather than replaying it.
+        let keys = Arc::new(LocalKeyProvider::from_key([7; 32]));
+        let mut other = Spool::open(
+            dir.path(),
+            Arc::new(SealedSegments::new(keys, "other")),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        assert_eq!(read_all(&mut other).await, Vec::<String>::new());
     }
 }

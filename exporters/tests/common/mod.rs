@@ -73,7 +73,9 @@ impl Shipper {
 }
 
 pub fn config(dir: &Path) -> SocketWriterConfig {
-    let mut cfg = SocketWriterConfig::new(dir.join("shipper.sock"), dir.join("spool"));
+    let keys = Arc::new(wharf_envelope::LocalKeyProvider::from_key([9; 32]));
+    let mut cfg =
+        SocketWriterConfig::new(dir.join("shipper.sock"), dir.join("spool"), keys, "test");
     cfg.reconnect_min = Duration::from_millis(20);
     cfg.reconnect_max = Duration::from_millis(100);
     cfg
