@@ -8,11 +8,14 @@
 //!   without locks, rendered as Prometheus text ([`http`] serves it on
 //!   port 11001), as metric snapshot records with CloudWatch names
 //!   ([`registry::snapshot`]) and as CloudWatch EMF ([`registry::emf`]).
+//! - [`Auditor`] and [`AuditEvent`]: CloudTrail-shaped audit records, one
+//!   per admin request.
 //! - [`LogLayer`]: a `tracing` layer turning events into JSON log records
 //!   on any [`LineSink`]; [`log_filter`] sets levels per module.
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod catalog;
 mod error;
 pub mod http;
@@ -22,6 +25,7 @@ mod sink;
 pub mod socket;
 mod time;
 
+pub use audit::{AuditEvent, Auditor};
 pub use error::Error;
 pub use logs::{log_filter, LogLayer};
 pub use registry::{BrokerGauge, MetricsRegistry};

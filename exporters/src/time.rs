@@ -24,7 +24,6 @@ pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
     )
 }
 
-#[allow(dead_code)] // for audit records, next
 /// `t` as RFC 3339 UTC in whole seconds, as CloudTrail writes `eventTime`.
 pub(crate) fn rfc3339_seconds(t: SystemTime) -> String {
     let s = rfc3339_millis(t);
