@@ -13,7 +13,9 @@ use wharf_exporters::{http, BrokerGauge, MetricsRegistry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
     let registry = MetricsRegistry::new("demo", 1);
     registry.attach_writer(Arc::new(WriterCounters::default()));
     registry.set_gauge(BrokerGauge::ActiveControllerCount, 1);
@@ -24,7 +26,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     registry.set_data_disk("/var/lib/wharf", 100 << 30, 60 << 30);
     let listener = http::bind(addr.parse()?).await?;
     println!("listening on {}", listener.local_addr()?);
-    let serve = tokio::spawn(http::serve(listener, registry.clone(), std::future::pending()));
+    let serve = tokio::spawn(http::serve(
+        listener,
+        registry.clone(),
+        std::future::pending(),
+    ));
 
     // Traffic: produce and fetch on two topics, a consumer group behind.
     let topics = [("payments", 2), ("audit", 1)];

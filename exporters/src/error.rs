@@ -59,6 +59,14 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The data volume could not be measured.
+    #[error("cannot measure the disk holding {}: {source}", path.display())]
+    Disk {
+        /// The data directory.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// An EnvFilter directive string did not parse.
     #[error("log level directives `{directives}` are invalid: {reason}; use e.g. `info,wharf_broker::storage=debug`")]
     LogDirectives {

@@ -281,6 +281,19 @@ impl MetricsRegistry {
         });
     }
 
+    /// Measures the volume holding `data_dir` (statvfs) and records its
+    /// size and free bytes; call it from a periodic task.
+    pub fn refresh_data_disk(&self, data_dir: &std::path::Path) -> Result<(), crate::Error> {
+        let st = rustix::fs::statvfs(data_dir).map_err(|e| crate::Error::Disk {
+            path: data_dir.to_path_buf(),
+            source: e.into(),
+        })?;
+        let size = st.f_blocks.saturating_mul(st.f_frsize);
+        let avail = st.f_bavail.saturating_mul(st.f_frsize);
+        self.set_data_disk(&data_dir.to_string_lossy(), size, avail);
+        Ok(())
+    }
+
     /// How many records `group` is behind on one partition.
     pub fn set_consumer_lag(&self, group: &str, topic: &str, partition: i32, lag: i64) {
         write(&self.inner.lag).insert((group.to_string(), topic.to_string(), partition), lag);
@@ -584,6 +597,27 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn the_data_disk_is_measured_from_the_file_system() {
+        let r = MetricsRegistry::new("c", 1);
+        let dir = tempfile::tempdir().unwrap();
+        r.refresh_data_disk(dir.path()).unwrap();
+        let s = r.collect();
+        let size = value(
+            &s,
+            "disk_size_bytes",
+            &[("mountpoint", dir.path().to_str().unwrap())],
+        )
+        .unwrap();
+        let used = value(&s, "disk_used_percent", &[]).unwrap();
+        assert!(size > 0.0);
+        assert!((0.0..=100.0).contains(&used));
+        let err = r
+            .refresh_data_disk(std::path::Path::new("/no/such/dir"))
+            .unwrap_err();
+        assert!(err.to_string().contains("/no/such/dir"), "{err}");
     }
 
     #[test]
