@@ -67,6 +67,9 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The OTLP export could not be set up or flushed.
+    #[error("OTLP export: {0}")]
+    Otlp(String),
     /// An EnvFilter directive string did not parse.
     #[error("log level directives `{directives}` are invalid: {reason}; use e.g. `info,wharf_broker::storage=debug`")]
     LogDirectives {

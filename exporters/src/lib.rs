@@ -12,6 +12,8 @@
 //!   per admin request.
 //! - [`LogLayer`]: a `tracing` layer turning events into JSON log records
 //!   on any [`LineSink`]; [`log_filter`] sets levels per module.
+//! - `otlp` (feature `otlp`, on by default): OTLP/HTTP export of the same
+//!   logs and metrics to a collector, started only when configured.
 //!
 //! Wiring it into a broker (what `wharf-broker` is expected to do):
 //!
@@ -61,6 +63,8 @@ pub mod catalog;
 mod error;
 pub mod http;
 pub mod logs;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod registry;
 mod sink;
 pub mod socket;
