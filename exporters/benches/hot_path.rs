@@ -52,6 +52,27 @@ fn main() {
     });
     println!("MetricsRegistry::partition (handle lookup, existing): {ns:.1} ns/call");
 
+    // The log layer alone: formatting into a sink that discards.
+    struct Discard;
+    impl wharf_exporters::LineSink for Discard {
+        fn try_send_line(&self, line: Vec<u8>) -> bool {
+            std::hint::black_box(line);
+            true
+        }
+    }
+    let subscriber = tracing_subscriber::registry().with(LogLayer::new(Discard, "bench", 1));
+    let ns = tracing::subscriber::with_default(subscriber, || {
+        per_call(200_000, |i| {
+            tracing::info!(
+                topic = "payments",
+                partition = (i & 7) as i64,
+                bytes = 1024u64,
+                "produced"
+            );
+        })
+    });
+    println!("tracing::info! through LogLayer, formatting only: {ns:.0} ns/event");
+
     // A shipper stand-in acking every line.
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("shipper.sock");

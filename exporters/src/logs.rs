@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -30,18 +30,22 @@ const RESERVED: &[&str] = &[
 /// Turns events into log records on a [`LineSink`]; see the module docs.
 pub struct LogLayer<W> {
     sink: W,
-    cluster: String,
-    broker: String,
+    /// `,"cluster":…,"broker":…`, serialized once.
+    identity: String,
 }
 
 impl<W: LineSink> LogLayer<W> {
     /// A layer writing to `sink`, stamping every record with the cluster
     /// name and broker id.
     pub fn new(sink: W, cluster: impl Into<String>, broker_id: impl fmt::Display) -> Self {
+        let cluster = Value::String(cluster.into());
+        let broker = Value::String(broker_id.to_string());
+        let mut identity = Vec::new();
+        push_field(&mut identity, "cluster", &cluster);
+        push_field(&mut identity, "broker", &broker);
         Self {
             sink,
-            cluster: cluster.into(),
-            broker: broker_id.to_string(),
+            identity: String::from_utf8(identity).unwrap_or_default(),
         }
     }
 }
@@ -57,14 +61,22 @@ pub fn log_filter(directives: &str) -> Result<EnvFilter, Error> {
         })
 }
 
-/// Span fields, kept in the span's extensions.
-struct SpanFields(Map<String, Value>);
+/// Fields by name, in the order they were recorded; a name recorded again
+/// replaces its value.
+type Fields = Vec<(&'static str, Value)>;
 
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+/// Span fields, kept in the span's extensions.
+struct SpanFields(Fields);
+
+struct JsonVisitor<'a>(&'a mut Fields);
 
 impl JsonVisitor<'_> {
     fn put(&mut self, field: &Field, value: Value) {
-        self.0.insert(field.name().to_string(), value);
+        let name = field.name();
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
     }
 }
 
@@ -95,13 +107,21 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
+/// Appends `"key":` then the JSON of `value`.
+fn push_field(out: &mut Vec<u8>, key: &str, value: &Value) {
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 impl<S, W> Layer<S> for LogLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: LineSink,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         attrs.record(&mut JsonVisitor(&mut fields));
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(SpanFields(fields));
@@ -118,39 +138,59 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
+        let mut own = Fields::new();
+        event.record(&mut JsonVisitor(&mut own));
+        let message = own
+            .iter()
+            .position(|(k, _)| *k == "message")
+            .map(|i| own.swap_remove(i).1);
+
+        let meta = event.metadata();
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"kind\":\"log\",\"ts\":\"");
+        out.extend_from_slice(rfc3339_millis(SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(meta.level().as_str().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        match &message {
+            Some(Value::String(m)) => {
+                let _ = serde_json::to_writer(&mut out, m);
+            }
+            Some(v) => {
+                let _ = serde_json::to_writer(&mut out, &v.to_string());
+            }
+            None => out.extend_from_slice(b"\"\""),
+        }
+        push_field(&mut out, "target", &Value::String(meta.target().into()));
+        out.extend_from_slice(self.identity.as_bytes());
+
+        // The event's own fields win over its spans', inner spans over outer.
+        let mut written: Vec<&'static str> = Vec::with_capacity(own.len() + 4);
+        let mut write = |out: &mut Vec<u8>, k: &'static str, v: &Value| {
+            if written.contains(&k) {
+                return;
+            }
+            written.push(k);
+            if RESERVED.contains(&k) {
+                push_field(out, &format!("field.{k}"), v);
+            } else {
+                push_field(out, k, v);
+            }
+        };
+        for (k, v) in &own {
+            write(&mut out, k, v);
+        }
         if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
+            for span in scope {
                 if let Some(SpanFields(f)) = span.extensions().get::<SpanFields>() {
-                    fields.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    for (k, v) in f {
+                        write(&mut out, k, v);
+                    }
                 }
             }
         }
-        let mut own = Map::new();
-        event.record(&mut JsonVisitor(&mut own));
-        let message = own
-            .remove("message")
-            .unwrap_or(Value::String(String::new()));
-        fields.extend(own);
-
-        let meta = event.metadata();
-        let mut record = Map::new();
-        record.insert("kind".into(), "log".into());
-        record.insert("ts".into(), rfc3339_millis(SystemTime::now()).into());
-        record.insert("level".into(), meta.level().as_str().into());
-        record.insert("message".into(), message);
-        record.insert("target".into(), meta.target().into());
-        record.insert("cluster".into(), self.cluster.as_str().into());
-        record.insert("broker".into(), self.broker.as_str().into());
-        for (k, v) in fields {
-            if RESERVED.contains(&k.as_str()) {
-                record.insert(format!("field.{k}"), v);
-            } else {
-                record.insert(k, v);
-            }
-        }
-        let line = serde_json::to_vec(&Value::Object(record)).unwrap_or_default();
-        self.sink.try_send_line(line);
+        out.push(b'}');
+        self.sink.try_send_line(out);
     }
 }
 
@@ -201,6 +241,31 @@ mod tests {
             ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
             "{ts}"
         );
+    }
+
+    #[test]
+    fn inner_spans_and_the_event_win_over_outer_spans() {
+        let lines = capture("info", || {
+            let outer = tracing::info_span!("conn", who = "outer", peer = "p");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("req", who = "inner", request = "Produce");
+            let _i = inner.enter();
+            tracing::info!(request = "Fetch", "x");
+        });
+        let r = &lines[0];
+        assert_eq!(r["who"], "inner");
+        assert_eq!(r["request"], "Fetch");
+        assert_eq!(r["peer"], "p");
+        assert_eq!(r["message"], "x");
+    }
+
+    #[test]
+    fn messages_and_values_are_escaped() {
+        let lines = capture("info", || {
+            tracing::info!(path = "a\"b\nc", "quote \" and newline \n end");
+        });
+        assert_eq!(lines[0]["message"], "quote \" and newline \n end");
+        assert_eq!(lines[0]["path"], "a\"b\nc");
     }
 
     #[test]
