@@ -73,14 +73,15 @@ def prometheus(bin_dir, tmp_path_factory):
             time.sleep(0.1)
         else:
             pytest.fail("Prometheus did not scrape the endpoint 6 times within 30 s")
-        yield base
+        yield {"prometheus": base, "target": target}
     finally:
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
 
 
-def query(base, expr):
+def query(env, expr):
+    base = env["prometheus"]
     expr = expr.replace("$__rate_interval", "5s").replace("$__interval", "1s")
     return get_json(f"{base}/api/v1/query?query=" + urllib.parse.quote(expr))
 
@@ -127,3 +128,23 @@ def test_quiet_alerts_stay_quiet_on_a_healthy_broker(prometheus):
         if alert in {"WharfOfflinePartitions", "WharfNoActiveController", "WharfDataDiskAlmostFull",
                      "WharfTelemetryDropping", "WharfBrokerDown", "WharfUnderReplicatedPartitions"}:
             assert query(prometheus, expr)["data"]["result"] == [], f"{alert} fires on a healthy broker"
+
+
+def test_promtool_check_metrics_on_the_endpoint_output(prometheus):
+    """Only the style findings MSK's own names carry (CamelCase, Kafka's
+    connection_count) are allowed; see docs/metrics.md."""
+    with urllib.request.urlopen(f"http://{prometheus['target']}/metrics", timeout=10) as r:
+        text = r.read()
+    exe = shutil.which("promtool")
+    out = subprocess.run([exe, "check", "metrics"], input=text, capture_output=True)
+    assert out.returncode in (0, 3), out.stdout + out.stderr
+    prom, _ = names.catalog()
+    for finding in (out.stdout + out.stderr).decode().splitlines():
+        if not finding.strip():
+            continue
+        metric = finding.split()[0]
+        inherited = metric in prom and metric.startswith("kafka_") and (
+            finding.endswith("should be written in 'snake_case' not 'camelCase'")
+            or (metric == "kafka_server_socket_server_metrics_connection_count"
+                and finding.endswith('should not have "_count" suffix')))
+        assert inherited, f"unexpected promtool finding: {finding}"

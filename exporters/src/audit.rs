@@ -2,7 +2,7 @@
 //! to the shipper's socket as a `kind: audit` line.
 //!
 //! ```text
-//! {"kind":"audit","eventVersion":"1.09","eventSource":"kafka-cluster.amazonaws.com",
+//! {"kind":"audit","ts":"2026-11-25T01:02:03.000Z","eventVersion":"1.09","eventSource":"kafka-cluster.amazonaws.com",
 //!  "eventName":"CreateTopics","eventTime":"2026-11-25T01:02:03Z","eventType":"AwsApiCall",
 //!  "eventID":"…uuid…","requestID":"…","readOnly":false,"sourceIPAddress":"10.0.0.7",
 //!  "userAgent":"rdkafka","userIdentity":{"type":"Unknown","principalId":"User:ANONYMOUS"},
@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use crate::sink::LineSink;
-use crate::time::rfc3339_seconds;
+use crate::time::{rfc3339_millis, rfc3339_seconds};
 
 /// CloudTrail record version written.
 pub const EVENT_VERSION: &str = "1.09";
@@ -197,6 +197,8 @@ impl<W: LineSink> Auditor<W> {
         r.insert("eventName".into(), event.event_name.into());
         let t = event.event_time.unwrap_or_else(SystemTime::now);
         r.insert("eventTime".into(), rfc3339_seconds(t).into());
+        // The socket format's event time, which the shipper partitions by.
+        r.insert("ts".into(), rfc3339_millis(t).into());
         r.insert("eventType".into(), "AwsApiCall".into());
         r.insert("eventID".into(), uuid::Uuid::new_v4().to_string().into());
         let request_id = event
@@ -283,6 +285,7 @@ mod tests {
         assert_eq!(r["eventSource"], DEFAULT_EVENT_SOURCE);
         assert_eq!(r["eventName"], "CreateTopics");
         assert_eq!(r["eventTime"], "2025-11-25T01:02:03Z");
+        assert_eq!(r["ts"], "2025-11-25T01:02:03.000Z");
         assert_eq!(r["eventType"], "AwsApiCall");
         assert_eq!(r["readOnly"], false);
         assert_eq!(r["sourceIPAddress"], "10.0.0.7");
