@@ -14,6 +14,12 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Another process holds the spool directory.
+    #[error("the telemetry spool directory {} is in use by another process; give each broker its own spool directory", path.display())]
+    SpoolLocked {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A spool segment could not be written or read.
     #[error("telemetry spool file {} failed: {source}", path.display())]
     SpoolFile {

@@ -69,6 +69,30 @@ pub(crate) const API_NAMES: &[&str] = &[
     "AlterClientQuotas",
     "DescribeUserScramCredentials",
     "AlterUserScramCredentials",
+    "Vote",
+    "BeginQuorumEpoch",
+    "EndQuorumEpoch",
+    "DescribeQuorum",
+    "AlterPartition",
+    "UpdateFeatures",
+    "Envelope",
+    "FetchSnapshot",
+    "DescribeCluster",
+    "DescribeProducers",
+    "BrokerRegistration",
+    "BrokerHeartbeat",
+    "UnregisterBroker",
+    "DescribeTransactions",
+    "ListTransactions",
+    "AllocateProducerIds",
+    "ConsumerGroupHeartbeat",
+    "ConsumerGroupDescribe",
+    "ControllerRegistration",
+    "GetTelemetrySubscriptions",
+    "PushTelemetry",
+    "AssignReplicasToDirs",
+    "ListClientMetricsResources",
+    "DescribeTopicPartitions",
 ];
 
 const BUCKETS: usize = 96;
@@ -222,6 +246,23 @@ fn quantile_ms(buckets: &[u64], count: u64, q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_names_sit_at_their_kafka_api_keys() {
+        for (key, name) in [
+            (0, "Produce"),
+            (1, "FetchConsumer"),
+            (3, "Metadata"),
+            (18, "ApiVersions"),
+            (19, "CreateTopics"),
+            (37, "CreatePartitions"),
+            (44, "IncrementalAlterConfigs"),
+            (60, "DescribeCluster"),
+            (75, "DescribeTopicPartitions"),
+        ] {
+            assert_eq!(API_NAMES[key], name);
+        }
+    }
 
     #[test]
     fn buckets_cover_the_range_monotonically() {

@@ -60,6 +60,8 @@ pub(crate) struct Spool {
     /// Writer of `segments.back()` while that segment is not finished.
     active: Option<Box<dyn SegmentWriter>>,
     reader: Option<OpenReader>,
+    /// Held (flock) for as long as the spool is open.
+    _lock: std::fs::File,
     next_seq: u64,
     total_bytes: u64,
     committed: u64,
@@ -82,6 +84,19 @@ impl Spool {
             source,
         };
         std::fs::create_dir_all(dir).map_err(dir_err)?;
+        // One writer per spool: a second process would resend and delete
+        // the first one's lines.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .map_err(dir_err)?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| Error::SpoolLocked {
+                path: dir.to_path_buf(),
+            },
+        )?;
         let mut seqs = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(dir_err)? {
             let name = entry.map_err(dir_err)?.file_name();
@@ -102,6 +117,7 @@ impl Spool {
             segments: VecDeque::new(),
             active: None,
             reader: None,
+            _lock: lock,
             next_seq: seqs.last().map_or(0, |s| s + 1),
             total_bytes: 0,
             committed: 0,
@@ -344,6 +360,16 @@ mod tests {
             .unwrap()
     }
 
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        files.sort();
+        files
+    }
+
     async fn read_all(s: &mut Spool) -> Vec<String> {
         let mut out = Vec::new();
         while let Some((_, f)) = s.next_unread().await.unwrap() {
@@ -362,10 +388,7 @@ mod tests {
         for l in &lines {
             assert!(s.append(l.as_bytes()).await.unwrap().is_some());
         }
-        assert!(
-            std::fs::read_dir(dir.path()).unwrap().count() > 1,
-            "several segments"
-        );
+        assert!(segment_files(dir.path()).len() > 1, "several segments");
         assert_eq!(read_all(&mut s).await, lines);
         s.rewind();
         assert_eq!(
@@ -378,11 +401,7 @@ mod tests {
         assert_eq!(read_all(&mut s).await, lines[250..].to_vec());
         s.commit_through(499).unwrap();
         assert_eq!(s.pending(), 0);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "acked segments deleted"
-        );
+        assert_eq!(segment_files(dir.path()).len(), 0, "acked segments deleted");
         assert_eq!(s.bytes(), 0);
     }
 
@@ -416,12 +435,7 @@ mod tests {
             }
         }
         // ... while writing the last frame: cut it short.
-        let seg = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let seg = segment_files(dir.path())[0].clone();
         let bytes = std::fs::read(&seg).unwrap();
         std::fs::write(&seg, &bytes[..bytes.len() - 3]).unwrap();
         let mut s = spool(dir.path(), 1 << 20).await;
@@ -433,6 +447,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_second_writer_on_the_same_spool_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = spool(dir.path(), 1 << 20).await;
+        let keys = Arc::new(LocalKeyProvider::from_key([7; 32]));
+        let second = Spool::open(
+            dir.path(),
+            Arc::new(SealedSegments::new(keys, "test")),
+            1 << 20,
+        )
+        .await;
+        let err = second.err().expect("refused").to_string();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        drop(first);
+        spool(dir.path(), 1 << 20).await;
+    }
+
+    #[tokio::test]
     async fn segments_are_encrypted_and_bound_to_their_context() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -440,12 +471,7 @@ mod tests {
             s.append(b"secret-telemetry-line").await.unwrap();
             s.close().unwrap();
         }
-        let seg = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let seg = segment_files(dir.path())[0].clone();
         let bytes = std::fs::read(&seg).unwrap();
         assert!(wharf_envelope::atrest::is_sealed_file(&bytes));
         assert!(
