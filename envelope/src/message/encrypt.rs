@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use super::frame::{seal_frame, MAX_SEQUENCE};
 use super::header::{Header, MAX_FRAME_LENGTH};
 use super::suite::{derive_keys, AlgorithmSuite, MessageKeys, MESSAGE_ID_LEN};
-use crate::{DataKey, EncryptionContext, Error, KeyProvider, WrappedKey};
+use crate::{DataKey, DataKeyCache, EncryptionContext, Error, KeyProvider, WrappedKey};
 
 /// The SDKs' default frame length, and Wharf's.
 pub const DEFAULT_FRAME_LENGTH: u32 = 4096;
@@ -255,6 +255,21 @@ pub async fn encrypt_with_options(
 ) -> Result<Vec<u8>, Error> {
     check_context(context)?;
     let (key, wrapped) = provider.generate(context).await?;
+    encrypt_with_data_key(&key, vec![wrapped], context.clone(), plaintext, options)
+}
+
+/// [`encrypt_with_options`] under a data key from `cache`, counting the
+/// message's bytes against the cached key's byte limit: the way to ship
+/// many objects or records without a KMS call for each. Every message still
+/// has its own message id and therefore its own derived key.
+pub async fn encrypt_cached(
+    cache: &DataKeyCache,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+    options: &EncryptOptions,
+) -> Result<Vec<u8>, Error> {
+    check_context(context)?;
+    let (key, wrapped) = cache.data_key_for(context, plaintext.len() as u64).await?;
     encrypt_with_data_key(&key, vec![wrapped], context.clone(), plaintext, options)
 }
 

@@ -375,6 +375,33 @@ fn reserved_context_keys_and_bad_frame_lengths_are_refused() {
     }
 }
 
+/// Shipping many records through a data-key cache costs a handful of
+/// provider calls, yet every message decrypts on its own.
+#[test]
+fn cached_data_keys_serve_many_messages() {
+    use std::sync::Arc;
+
+    use crate::{CacheLimits, DataKeyCache};
+    let cache = DataKeyCache::new(
+        Arc::new(keyring()),
+        CacheLimits {
+            max_messages: 100,
+            ..CacheLimits::default()
+        },
+    );
+    let c = ctx(&[("purpose", "records")]);
+    let opts = EncryptOptions::default();
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..1000u32 {
+        let pt = i.to_be_bytes();
+        let msg = block_on(encrypt_cached(&cache, &c, &pt, &opts)).unwrap();
+        let out = block_on(decrypt(&keyring(), &msg, &c)).unwrap();
+        assert_eq!(out.plaintext, pt);
+        assert!(ids.insert(out.header.message_id), "message ids are unique");
+    }
+    assert_eq!(cache.stats().generate_calls, 10);
+}
+
 // Known answers: messages written by the Python aws-encryption-sdk
 // (envelope/tests/fixtures/make_fixtures.py) with raw AES key 00 01 .. 1f.
 
