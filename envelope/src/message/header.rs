@@ -254,7 +254,7 @@ pub(crate) fn malformed(reason: impl Into<String>) -> Error {
     }
 }
 
-pub(crate) fn io_or_truncated(e: std::io::Error) -> Error {
+pub(crate) fn stream_error(e: std::io::Error) -> Error {
     Error::Stream(e)
 }
 
@@ -264,7 +264,7 @@ pub(crate) fn take<'s, S: Source>(
     what: &'static str,
 ) -> Result<&'s [u8], Error> {
     src.take(n)
-        .map_err(io_or_truncated)?
+        .map_err(stream_error)?
         .ok_or(Error::MessageTruncated { what })
 }
 

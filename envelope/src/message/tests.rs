@@ -478,3 +478,18 @@ fn a_python_signed_message_with_an_altered_signature_is_refused() {
     assert!(e.to_string().contains("signature"), "{e}");
     assert_eq!(pt, fixture_plaintext(8192));
 }
+
+#[test]
+fn flipped_bits_anywhere_in_a_signed_python_message_are_caught() {
+    let msg = fixture("python-0578-10000.msg");
+    let expected = EncryptionContext::new();
+    let kr = fixture_keyring();
+    for i in (0..msg.len()).step_by(7) {
+        let mut bad = msg.clone();
+        bad[i] ^= 0x10;
+        assert!(
+            block_on(decrypt(&kr, &bad, &expected)).is_err(),
+            "flipping a bit of byte {i} went unnoticed"
+        );
+    }
+}
