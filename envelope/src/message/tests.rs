@@ -493,3 +493,18 @@ fn flipped_bits_anywhere_in_a_signed_python_message_are_caught() {
         );
     }
 }
+
+/// The shipper runs these on tokio's multi-threaded runtime.
+#[test]
+fn streams_and_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let kr = keyring();
+    let c = EncryptionContext::new();
+    let opts = EncryptOptions::default();
+    send(&encrypt(&kr, &c, b"x"));
+    send(&decrypt(&kr, b"x", &c));
+    send(&Encryptor::new(Vec::new(), &kr, c.clone(), &opts));
+    send(&Decryptor::new(&b""[..], &kr, &c));
+    let msg = block_on(encrypt(&kr, &c, b"x")).unwrap();
+    send(&block_on(Decryptor::new(&msg[..], &kr, &c)).unwrap());
+}
