@@ -71,6 +71,14 @@ async fn unwrap_keys(header: &Header, provider: &dyn KeyProvider) -> Result<Mess
     })
 }
 
+/// A frame's fields before its ciphertext.
+struct FrameHead {
+    sequence: u32,
+    final_frame: bool,
+    iv: [u8; IV_LEN],
+    len: usize,
+}
+
 /// The body decoder: frames in order, then the footer of signed suites.
 struct Body<S> {
     src: S,
@@ -103,10 +111,9 @@ impl<S: Source> Body<S> {
         Ok(b)
     }
 
-    /// Decrypts the next frame, appending its plaintext to `out` once it
-    /// has verified (and, for the final frame of a signed message, once the
-    /// signature has). Returns whether it was the final frame.
-    fn next_frame(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
+    /// Reads the next frame's fields up to its ciphertext and checks its
+    /// place in the sequence.
+    fn read_head(&mut self) -> Result<FrameHead, Error> {
         let first = u32::from_be_bytes(self.hashed("frame sequence number")?);
         let final_frame = first == FINAL_FRAME_MARKER;
         let sequence = if final_frame {
@@ -120,6 +127,8 @@ impl<S: Source> Body<S> {
                 self.next_sequence
             )));
         }
+        // A regular frame numbered 0xFFFFFFFF cannot exist: that value
+        // marks a final frame, so the sequence cannot overflow.
         let iv: [u8; IV_LEN] = self.hashed("frame IV")?;
         let len = if final_frame {
             let len = u32::from_be_bytes(self.hashed("final frame's content length")?) as usize;
@@ -133,42 +142,57 @@ impl<S: Source> Body<S> {
         } else {
             self.frame_length
         };
-        let body = take(&mut self.src, len + TAG_LEN, "frame content")?;
-        if let Some(s) = &mut self.signature {
-            s.update(body);
-        }
-        let start = out.len();
-        out.resize(start + len, 0);
-        let (ciphertext, tag) = body.split_at(len);
-        if let Err(e) = open_frame(
-            &self.keys.aead,
-            &self.message_id,
+        Ok(FrameHead {
             sequence,
             final_frame,
             iv,
+            len,
+        })
+    }
+
+    /// Reads the frame's ciphertext and tag and decrypts them into `out`
+    /// (`head.len` bytes); for the final frame of a signed message, also
+    /// verifies the signature. On any failure `out` is zeroed, so no
+    /// unverified plaintext is left in it.
+    fn open_into(&mut self, head: &FrameHead, out: &mut [u8]) -> Result<(), Error> {
+        let body = take(&mut self.src, head.len + TAG_LEN, "frame content")?;
+        if let Some(s) = &mut self.signature {
+            s.update(body);
+        }
+        let (ciphertext, tag) = body.split_at(head.len);
+        open_frame(
+            &self.keys.aead,
+            &self.message_id,
+            head.sequence,
+            head.final_frame,
+            head.iv,
             ciphertext,
             tag,
-            &mut out[start..],
-        ) {
-            out.truncate(start);
-            return Err(e);
-        }
-        self.next_sequence = match sequence.checked_add(1) {
-            Some(n) if n != FINAL_FRAME_MARKER || final_frame => n,
-            _ => {
-                return Err(malformed(
-                    "the message has more frames than the format allows",
-                ))
-            }
-        };
-        if final_frame {
+            out,
+        )?;
+        self.next_sequence = head.sequence.wrapping_add(1);
+        if head.final_frame {
             if let Err(e) = self.verify_footer() {
-                out.truncate(start);
+                out.fill(0);
                 return Err(e);
             }
             self.done = true;
         }
-        Ok(final_frame)
+        Ok(())
+    }
+
+    /// Decrypts the next frame, appending its plaintext to `out` once it
+    /// has verified (and, for the final frame of a signed message, once the
+    /// signature has). Returns whether it was the final frame.
+    fn next_frame(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
+        let head = self.read_head()?;
+        let start = out.len();
+        out.resize(start + head.len, 0);
+        if let Err(e) = self.open_into(&head, &mut out[start..]) {
+            out.truncate(start);
+            return Err(e);
+        }
+        Ok(head.final_frame)
     }
 
     fn verify_footer(&mut self) -> Result<(), Error> {
@@ -325,6 +349,8 @@ fn to_io(e: Error) -> io::Error {
 }
 
 impl<R: Read> Read for Decryptor<R> {
+    /// Decrypts straight into `buf` when it can hold a whole frame (no
+    /// copy), else through an internal frame buffer.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.failed {
             return Err(io::Error::other("the message failed to decrypt earlier"));
@@ -335,9 +361,28 @@ impl<R: Read> Read for Decryptor<R> {
             }
             self.plain.clear();
             self.pos = 0;
-            if let Err(e) = self.body.next_frame(&mut self.plain) {
-                self.failed = true;
-                return Err(to_io(e));
+            let result = self.body.read_head().and_then(|head| {
+                if buf.len() >= head.len {
+                    self.body
+                        .open_into(&head, &mut buf[..head.len])
+                        .map(|()| head.len)
+                } else {
+                    self.plain.resize(head.len, 0);
+                    let opened = self.body.open_into(&head, &mut self.plain);
+                    if opened.is_err() {
+                        self.plain.clear();
+                    }
+                    opened.map(|()| 0)
+                }
+            });
+            match result {
+                // Decrypted into `buf` (an empty final frame loops to EOF).
+                Ok(n) if n > 0 => return Ok(n),
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Err(to_io(e));
+                }
             }
         }
         let n = buf.len().min(self.plain.len() - self.pos);

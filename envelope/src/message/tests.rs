@@ -508,3 +508,29 @@ fn streams_and_futures_are_send() {
     let msg = block_on(encrypt(&kr, &c, b"x")).unwrap();
     send(&block_on(Decryptor::new(&msg[..], &kr, &c)).unwrap());
 }
+
+/// A reader that decrypts straight into the caller's buffer leaves nothing
+/// of a frame that failed its tag there.
+#[test]
+fn a_failed_frame_leaves_no_plaintext_in_the_callers_buffer() {
+    let kr = keyring();
+    let pt = vec![0xAA; 40];
+    let msg = small_message(&pt); // frames of 16 bytes
+    let (_, hl) = Header::parse(&msg).unwrap();
+    let mut bad = msg.clone();
+    let frame = 4 + 12 + 16 + 16;
+    bad[hl + frame + 4 + 12 + 3] ^= 1; // inside frame 2's ciphertext
+    let mut dec = block_on(Decryptor::new(&bad[..], &kr, &EncryptionContext::new())).unwrap();
+    let mut buf = [0x55u8; 64];
+    assert_eq!(dec.read(&mut buf).unwrap(), 16);
+    assert_eq!(&buf[..16], &pt[..16]);
+    let mut buf = [0x55u8; 64];
+    let err = dec.read(&mut buf).unwrap_err();
+    assert!(err.to_string().contains("frame 2"), "{err}");
+    assert!(
+        buf[..16].iter().all(|&b| b == 0),
+        "unverified bytes left: {:?}",
+        &buf[..16]
+    );
+    assert!(dec.read(&mut buf).is_err(), "a failed reader stays failed");
+}
