@@ -94,7 +94,7 @@ fn main() {
                     &mut buf,
                 )
                 .unwrap();
-            black_box(tag);
+            let _ = black_box(tag);
         });
         let mut sealed = plaintext.clone();
         let tag = raw_key
@@ -173,7 +173,7 @@ fn main() {
 
         // Append: a new file every FILE_BYTES.
         let mut n_file = 0;
-        let mut new_writer = |n: &mut usize| {
+        let new_writer = |n: &mut usize| {
             *n += 1;
             let path = dir.path().join(format!("w{size}-{n}"));
             block_on(SealedWriter::create_with(&path, &keys, &ctx, opts)).unwrap()
