@@ -3,6 +3,8 @@
 //! - `wharf encrypt` / `wharf decrypt`: AWS Encryption SDK messages (and
 //!   Wharf's at-rest files), stdin to stdout or `--in`/`--out` files, under
 //!   a local key file or a KMS key ARN.
+//! - `wharf keys rotate DIR --to KEY`: re-wrap at-rest files under another
+//!   master key.
 
 use std::process::ExitCode;
 
@@ -23,10 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Encrypt into an AWS Encryption SDK message (suite 0x0478), readable
-    /// by AWS's Encryption SDKs and CLI.
+    /// Encrypt into an AWS Encryption SDK message (suite 0x0478, readable
+    /// by AWS's Encryption SDKs and CLI) or, with --format at-rest, a Wharf
+    /// at-rest file.
     Encrypt(crypt::EncryptArgs),
-    /// Decrypt an AWS Encryption SDK message (suites 0x0478 and 0x0578).
+    /// Decrypt an AWS Encryption SDK message (suites 0x0478 and 0x0578) or
+    /// a Wharf at-rest file (detected by its magic).
     Decrypt(crypt::DecryptArgs),
     /// Manage master keys: `wharf keys rotate DIR --to KEY`.
     Keys(keys::KeysArgs),
