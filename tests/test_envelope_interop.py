@@ -258,3 +258,19 @@ def test_wharf_refuses_another_local_key(wharf_bin, env, client, local_key, tmp_
     assert proc.returncode != 0
     assert proc.stdout == b""
     assert "cannot unwrap the data key" in proc.stderr.decode()
+
+
+def test_wharf_signed_message_decrypts_with_python_sdk(wharf_bin, env, kms_key_arn, client, kms_provider):
+    plaintext = payload(50_000)
+    ct = wharf(
+        wharf_bin, env, "encrypt", "--signed", "--key", kms_key_arn, *context_args(CONTEXT), stdin=plaintext,
+    ).stdout
+    assert ct[:3] == b"\x02\x05\x78", "--signed writes suite 0x0578"
+    pt, header = client.decrypt(source=ct, key_provider=kms_provider)
+    assert pt == plaintext
+    assert header.algorithm == Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
+    assert "aws-crypto-public-key" in header.encryption_context
+    bad = bytearray(ct)
+    bad[-1] ^= 1
+    with pytest.raises(Exception):
+        client.decrypt(source=bytes(bad), key_provider=kms_provider)

@@ -10,7 +10,7 @@ use wharf_envelope::atrest::{
 };
 use wharf_envelope::kms::KmsProvider;
 use wharf_envelope::message::{
-    check_expected_context, read_header, Decryptor, EncryptOptions, Encryptor,
+    check_expected_context, read_header, AlgorithmSuite, Decryptor, EncryptOptions, Encryptor,
     DEFAULT_FRAME_LENGTH, FORMAT_VERSION,
 };
 use wharf_envelope::{EncryptionContext, Error, KeyProvider};
@@ -51,6 +51,10 @@ pub(crate) struct EncryptArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Sdk)]
     format: Format,
+    /// Write suite 0x0578 (the same plus an ECDSA P-384 signature, the
+    /// SDKs' default) instead of 0x0478. SDK messages only.
+    #[arg(long)]
+    signed: bool,
 }
 
 /// Arguments of `wharf decrypt`.
@@ -104,6 +108,11 @@ pub(crate) async fn encrypt(args: EncryptArgs) -> Result<()> {
     let key = KeySpec::parse(&args.key);
     let mut reader = input(args.input.as_deref())?;
     if args.format == Format::AtRest {
+        if args.signed {
+            bail!(
+                "--signed applies to SDK messages; at-rest files are authenticated frame by frame"
+            );
+        }
         let Some(out) = args.output.as_deref() else {
             bail!("--format at-rest writes a file: give it with --out PATH");
         };
@@ -113,8 +122,14 @@ pub(crate) async fn encrypt(args: EncryptArgs) -> Result<()> {
     }
     let provider = for_encryption(&key).await?;
     let out = Output::open(args.output.as_deref())?;
-    let options =
-        EncryptOptions::default().frame_length(args.frame_length.unwrap_or(DEFAULT_FRAME_LENGTH));
+    let suite = if args.signed {
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitEcdsaP384
+    } else {
+        AlgorithmSuite::Aes256GcmHkdfSha512Commit
+    };
+    let options = EncryptOptions::default()
+        .frame_length(args.frame_length.unwrap_or(DEFAULT_FRAME_LENGTH))
+        .suite(suite);
     let mut enc = Encryptor::new(out, provider.as_ref(), context, &options).await?;
     io::copy(&mut reader, &mut enc).map_err(|e| io_error(e, "cannot encrypt the input"))?;
     enc.finish()?.commit()

@@ -1,6 +1,7 @@
 //! Writing messages: the streaming [`Encryptor`] and [`encrypt`].
 //!
-//! Wharf writes version 2 messages of suite 0x0478, framed, with one
+//! Wharf writes version 2 messages of suite 0x0478 (or, when asked,
+//! 0x0578 with a fresh ECDSA P-384 key per message), framed, with one
 //! encrypted data key per master key. Memory use is one frame whatever the
 //! message size: whole frames are sealed straight from the caller's buffer,
 //! only a partial frame is held back.
@@ -8,7 +9,8 @@
 use std::io::{self, Write};
 
 use super::frame::{seal_frame, MAX_SEQUENCE};
-use super::header::{Header, MAX_FRAME_LENGTH};
+use super::header::{Header, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY};
+use super::signature::Signer;
 use super::suite::{derive_keys, AlgorithmSuite, MessageKeys, MESSAGE_ID_LEN};
 use crate::{DataKey, DataKeyCache, EncryptionContext, Error, KeyProvider, WrappedKey};
 
@@ -21,12 +23,14 @@ const RESERVED_CONTEXT_PREFIX: &str = "aws-crypto-";
 #[derive(Clone, Debug)]
 pub struct EncryptOptions {
     frame_length: u32,
+    suite: AlgorithmSuite,
 }
 
 impl Default for EncryptOptions {
     fn default() -> Self {
         Self {
             frame_length: DEFAULT_FRAME_LENGTH,
+            suite: AlgorithmSuite::Aes256GcmHkdfSha512Commit,
         }
     }
 }
@@ -37,6 +41,26 @@ impl EncryptOptions {
     pub fn frame_length(mut self, frame_length: u32) -> Self {
         self.frame_length = frame_length;
         self
+    }
+
+    /// The algorithm suite (default 0x0478). With 0x0578 every message gets
+    /// a fresh ECDSA P-384 signing key, whose public key goes into the
+    /// encryption context before the data key is generated; such messages
+    /// need a [`KeyProvider`] (not a caller-held or cached data key).
+    pub fn suite(mut self, suite: AlgorithmSuite) -> Self {
+        self.suite = suite;
+        self
+    }
+
+    fn refuse_signed(&self, what: &str) -> Result<(), Error> {
+        if self.suite.is_signed() {
+            return Err(Error::InvalidOption {
+                reason: format!(
+                    "{what} cannot write signed (0x0578) messages: their data key must be generated under a context holding the message's signing key; use a key provider (Encryptor::new, encrypt_with_options)"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<usize, Error> {
@@ -61,25 +85,46 @@ fn check_context(context: &EncryptionContext) -> Result<(), Error> {
     }
 }
 
+/// Checks the caller's context and, for a signed suite, makes the
+/// message's signing key and adds its public key to the context.
+fn prepare(
+    context: &EncryptionContext,
+    options: &EncryptOptions,
+) -> Result<(EncryptionContext, Option<Signer>), Error> {
+    options.validate()?;
+    check_context(context)?;
+    if !options.suite.is_signed() {
+        return Ok((context.clone(), None));
+    }
+    let (signer, public_key) = Signer::generate();
+    let mut full = context.clone();
+    full.insert(PUBLIC_KEY_CONTEXT_KEY.to_string(), public_key);
+    Ok((full, Some(signer)))
+}
+
 /// The state shared by the streaming and the one-shot writer.
 struct Sealer {
     keys: MessageKeys,
     message_id: [u8; MESSAGE_ID_LEN],
     frame_length: usize,
     next_sequence: u32,
+    signer: Option<Signer>,
 }
 
 impl Sealer {
     /// Makes the header (sealed) and the frame sealer of a new message.
+    /// `context` is the full context ([`prepare`]d); `signer` is present
+    /// exactly for a signed suite.
     fn start(
         data_key: &DataKey,
         wrapped_keys: Vec<WrappedKey>,
         context: EncryptionContext,
+        mut signer: Option<Signer>,
         options: &EncryptOptions,
     ) -> Result<(Header, Self), Error> {
         let frame_length = options.validate()?;
-        check_context(&context)?;
-        let suite = AlgorithmSuite::Aes256GcmHkdfSha512Commit;
+        let suite = options.suite;
+        debug_assert_eq!(suite.is_signed(), signer.is_some());
         let mut message_id = [0u8; MESSAGE_ID_LEN];
         aws_lc_rs::rand::fill(&mut message_id).expect("the system random generator failed");
         let keys = derive_keys(data_key, suite, &message_id);
@@ -92,11 +137,15 @@ impl Sealer {
             keys.commitment,
         )?;
         header.seal(&keys);
+        if let Some(s) = &mut signer {
+            s.update(&header.to_bytes());
+        }
         let sealer = Self {
             keys,
             message_id,
             frame_length,
             next_sequence: 1,
+            signer,
         };
         Ok((header, sealer))
     }
@@ -115,6 +164,7 @@ impl Sealer {
                 ),
             });
         }
+        let start = out.len();
         seal_frame(
             &self.keys.aead,
             &self.message_id,
@@ -124,6 +174,14 @@ impl Sealer {
             out,
         );
         self.next_sequence += 1;
+        if let Some(s) = &mut self.signer {
+            s.update(&out[start..]);
+        }
+        if final_frame {
+            if let Some(s) = self.signer.take() {
+                out.extend_from_slice(&s.footer());
+            }
+        }
         Ok(())
     }
 }
@@ -148,22 +206,35 @@ impl<W: Write> Encryptor<W> {
         context: EncryptionContext,
         options: &EncryptOptions,
     ) -> Result<Self, Error> {
-        check_context(&context)?;
+        let (context, signer) = prepare(&context, options)?;
         let (key, wrapped) = provider.generate(&context).await?;
-        Self::with_data_key(writer, &key, vec![wrapped], context, options)
+        Self::start(writer, &key, vec![wrapped], context, signer, options)
     }
 
     /// Starts a message under a data key the caller already holds (e.g.
     /// from a data-key cache), wrapped by one or more master keys, and
     /// writes its header.
     pub fn with_data_key(
-        mut writer: W,
+        writer: W,
         data_key: &DataKey,
         wrapped_keys: Vec<WrappedKey>,
         context: EncryptionContext,
         options: &EncryptOptions,
     ) -> Result<Self, Error> {
-        let (header, sealer) = Sealer::start(data_key, wrapped_keys, context, options)?;
+        options.refuse_signed("Encryptor::with_data_key")?;
+        check_context(&context)?;
+        Self::start(writer, data_key, wrapped_keys, context, None, options)
+    }
+
+    fn start(
+        mut writer: W,
+        data_key: &DataKey,
+        wrapped_keys: Vec<WrappedKey>,
+        context: EncryptionContext,
+        signer: Option<Signer>,
+        options: &EncryptOptions,
+    ) -> Result<Self, Error> {
+        let (header, sealer) = Sealer::start(data_key, wrapped_keys, context, signer, options)?;
         writer
             .write_all(&header.to_bytes())
             .map_err(Error::Stream)?;
@@ -253,9 +324,9 @@ pub async fn encrypt_with_options(
     plaintext: &[u8],
     options: &EncryptOptions,
 ) -> Result<Vec<u8>, Error> {
-    check_context(context)?;
-    let (key, wrapped) = provider.generate(context).await?;
-    encrypt_with_data_key(&key, vec![wrapped], context.clone(), plaintext, options)
+    let (context, signer) = prepare(context, options)?;
+    let (key, wrapped) = provider.generate(&context).await?;
+    encrypt_inner(&key, vec![wrapped], context, signer, plaintext, options)
 }
 
 /// [`encrypt_with_options`] under a data key from `cache`, counting the
@@ -268,9 +339,17 @@ pub async fn encrypt_cached(
     plaintext: &[u8],
     options: &EncryptOptions,
 ) -> Result<Vec<u8>, Error> {
+    options.refuse_signed("encrypt_cached")?;
     check_context(context)?;
     let (key, wrapped) = cache.data_key_for(context, plaintext.len() as u64).await?;
-    encrypt_with_data_key(&key, vec![wrapped], context.clone(), plaintext, options)
+    encrypt_inner(
+        &key,
+        vec![wrapped],
+        context.clone(),
+        None,
+        plaintext,
+        options,
+    )
 }
 
 /// Encrypts `plaintext` under a data key the caller holds, sealing each
@@ -282,11 +361,24 @@ pub fn encrypt_with_data_key(
     plaintext: &[u8],
     options: &EncryptOptions,
 ) -> Result<Vec<u8>, Error> {
-    let (header, mut sealer) = Sealer::start(data_key, wrapped_keys, context, options)?;
+    options.refuse_signed("encrypt_with_data_key")?;
+    check_context(&context)?;
+    encrypt_inner(data_key, wrapped_keys, context, None, plaintext, options)
+}
+
+fn encrypt_inner(
+    data_key: &DataKey,
+    wrapped_keys: Vec<WrappedKey>,
+    context: EncryptionContext,
+    signer: Option<Signer>,
+    plaintext: &[u8],
+    options: &EncryptOptions,
+) -> Result<Vec<u8>, Error> {
+    let (header, mut sealer) = Sealer::start(data_key, wrapped_keys, context, signer, options)?;
     let fl = sealer.frame_length;
     let frames = plaintext.len() / fl + 1;
     let mut out = header.to_bytes();
-    out.reserve(plaintext.len() + frames * 40);
+    out.reserve(plaintext.len() + frames * 40 + 110);
     let mut rest = plaintext;
     while rest.len() >= fl {
         let (frame, tail) = rest.split_at(fl);

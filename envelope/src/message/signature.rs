@@ -57,3 +57,50 @@ impl SignatureCheck {
             })
     }
 }
+
+/// The signing side of suite 0x0578: a fresh P-384 key per message and a
+/// running SHA-384 digest of everything written.
+pub(crate) struct Signer {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+    digest: Context,
+}
+
+impl Signer {
+    /// A fresh signing key and its public key as the context entry's
+    /// value (base64 of the compressed point).
+    pub(crate) fn generate() -> (Self, String) {
+        use aws_lc_rs::encoding::{AsBigEndian, EcPublicKeyCompressedBin};
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_ASN1_SIGNING};
+        let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING)
+            .expect("P-384 key generation cannot fail");
+        let point: EcPublicKeyCompressedBin<'static> = key
+            .public_key()
+            .as_be_bytes()
+            .expect("a generated public key encodes");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(point.as_ref());
+        (
+            Self {
+                key,
+                digest: Context::new(&SHA384),
+            },
+            encoded,
+        )
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.digest.update(bytes);
+    }
+
+    /// The footer: `u16` signature length, then the DER signature.
+    pub(crate) fn footer(self) -> Vec<u8> {
+        let signature = self
+            .key
+            .sign_digest(&self.digest.finish())
+            .expect("ECDSA signing cannot fail");
+        let sig = signature.as_ref();
+        let mut out = Vec::with_capacity(2 + sig.len());
+        out.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+        out.extend_from_slice(sig);
+        out
+    }
+}

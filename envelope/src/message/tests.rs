@@ -534,3 +534,45 @@ fn a_failed_frame_leaves_no_plaintext_in_the_callers_buffer() {
     );
     assert!(dec.read(&mut buf).is_err(), "a failed reader stays failed");
 }
+
+#[test]
+fn signed_messages_round_trip_and_their_signature_is_checked() {
+    let kr = keyring();
+    let c = ctx(&[("purpose", "signed")]);
+    let opts = EncryptOptions::default()
+        .frame_length(1000)
+        .suite(AlgorithmSuite::Aes256GcmHkdfSha512CommitEcdsaP384);
+    let pt = data(5000);
+    let msg = block_on(encrypt_with_options(&kr, &c, &pt, &opts)).unwrap();
+    assert_eq!(&msg[..3], &[0x02, 0x05, 0x78]);
+    let out = block_on(decrypt(&kr, &msg, &c)).unwrap();
+    assert_eq!(out.plaintext, pt);
+    assert!(out.header.context.contains_key(PUBLIC_KEY_CONTEXT_KEY));
+
+    // Streaming writer, odd chunks.
+    let mut enc = block_on(Encryptor::new(Vec::new(), &kr, c.clone(), &opts)).unwrap();
+    for chunk in pt.chunks(333) {
+        enc.write_all(chunk).unwrap();
+    }
+    let streamed = enc.finish().unwrap();
+    assert_eq!(block_on(decrypt(&kr, &streamed, &c)).unwrap().plaintext, pt);
+
+    let mut bad = msg.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let err = block_on(decrypt(&kr, &bad, &c)).unwrap_err();
+    assert!(matches!(err, Error::Signature { .. }), "{err}");
+    // Cut off the signature: truncated.
+    let err = block_on(decrypt(&kr, &msg[..msg.len() - 10], &c)).unwrap_err();
+    assert!(matches!(err, Error::MessageTruncated { .. }), "{err}");
+}
+
+#[test]
+fn signed_messages_need_a_key_provider() {
+    let opts = EncryptOptions::default().suite(AlgorithmSuite::Aes256GcmHkdfSha512CommitEcdsaP384);
+    let k = DataKey::random();
+    let w = block_on(keyring().wrap(&k, &EncryptionContext::new())).unwrap();
+    let err =
+        encrypt_with_data_key(&k, vec![w], EncryptionContext::new(), b"x", &opts).unwrap_err();
+    assert!(err.to_string().contains("signed (0x0578)"), "{err}");
+}
