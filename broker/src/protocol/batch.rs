@@ -197,12 +197,14 @@ pub(crate) mod tests {
             .map(|i| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: -1,
                 producer_id: producer.map_or(-1, |p| p.0),
                 producer_epoch: if producer.is_some() { 0 } else { -1 },
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: producer.map_or(-1, |p| p.1 + i as i32),
+                // The encoder splits batches where offset - sequence changes.
+                sequence: producer.map_or(i as i32 - 1, |p| p.1 + i as i32),
                 timestamp: 1_700_000_000_000 + i as i64,
                 key: None,
                 value: Some(Bytes::from(format!("value-{i}"))),

@@ -19,8 +19,10 @@ use crate::protocol::batch::BatchHeader;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryEngine {
     state: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
-    logs: Arc<Mutex<HashMap<(String, i32), Vec<MemorySegment>>>>,
+    logs: SharedLogs,
 }
+
+type SharedLogs = Arc<Mutex<HashMap<(String, i32), Vec<MemorySegment>>>>;
 
 #[derive(Debug, Clone, Default)]
 struct MemorySegment {
@@ -33,7 +35,7 @@ struct MemorySegment {
 #[derive(Debug)]
 pub struct MemoryLog {
     key: (String, i32),
-    shared: Arc<Mutex<HashMap<(String, i32), Vec<MemorySegment>>>>,
+    shared: SharedLogs,
     segments: Vec<MemorySegment>,
     headers: Vec<BatchHeader>,
     start: i64,
