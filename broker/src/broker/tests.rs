@@ -421,7 +421,8 @@ macro_rules! on_both_engines {
 }
 
 fn disk_engine(dir: &std::path::Path) -> DiskEngine {
-    DiskEngine::open(dir, AtRest::Plain).unwrap()
+    let keys = std::sync::Arc::new(wharf_envelope::LocalKeyProvider::from_key([7; 32]));
+    DiskEngine::open(dir, AtRest::sealed(keys)).unwrap()
 }
 
 on_both_engines!(

@@ -20,6 +20,8 @@
 
 pub mod frames;
 mod segment;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
-use self::frames::{recover, AtRest, FrameWriter};
+use self::frames::{read_frames, AtRest, FrameWriter};
 use self::segment::Segment;
 use super::{expired_segments, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError};
 use crate::protocol::batch::BatchHeader;
@@ -120,9 +122,12 @@ impl PartitionLog for DiskLog {
     ) -> Result<(), StorageError> {
         let roll = match self.segments.last() {
             None => true,
-            Some(s) => self
-                .policy
-                .should_roll(s.size, s.created_ms, batch.len() as u64, now_ms),
+            Some(s) => {
+                !s.is_writable()
+                    || self
+                        .policy
+                        .should_roll(s.size, s.created_ms, batch.len() as u64, now_ms)
+            }
         };
         if roll {
             self.roll(header.base_offset, now_ms).await?;
@@ -136,7 +141,9 @@ impl PartitionLog for DiskLog {
         let mut out = Vec::new();
         let mut used = 0usize;
         for seg in &self.segments[self.segment_for_offset(offset)..] {
-            let first = super::batch_index_for_offset(&seg.headers(), offset);
+            let first = seg
+                .entries
+                .partition_point(|e| e.header.last_offset < offset);
             for entry in &seg.entries[first..] {
                 if !out.is_empty() && used + entry.header.size > max_bytes {
                     return Ok(out);
@@ -262,9 +269,8 @@ impl Engine for DiskEngine {
         if !path.exists() {
             return Ok(Vec::new());
         }
-        let mut writers = self.state_writers.lock().await;
-        let (writer, frames) = recover(&path, &self.at_rest).await?;
-        writers.insert(name.to_string(), writer);
+        let _writers = self.state_writers.lock().await;
+        let (frames, _) = read_frames(&path, &self.at_rest).await?;
         Ok(frames.into_iter().map(|f| f.data).collect())
     }
 
@@ -288,7 +294,7 @@ impl Engine for DiskEngine {
         let mut writers = self.state_writers.lock().await;
         if !writers.contains_key(name) {
             let writer = if path.exists() {
-                recover(&path, &self.at_rest).await?.0
+                FrameWriter::open_append(&path, &self.at_rest).await?
             } else {
                 let w = FrameWriter::create(&path, &self.at_rest).await?;
                 sync_dir(&self.root.join("state"))?;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::frames::{recover, AtRest, FrameReader, FrameWriter};
+use super::frames::{read_frames, AtRest, FrameReader, FrameWriter};
 use crate::protocol::batch::{stored_header, BatchHeader, BATCH_HEADER_BYTES};
 use crate::storage::StorageError;
 
@@ -104,7 +104,7 @@ impl Segment {
         if !active && seg.load_complete_index().await? {
             return Ok(seg);
         }
-        let (writer, frames) = recover(&seg.log_path, at_rest).await?;
+        let (frames, finished) = read_frames(&seg.log_path, at_rest).await?;
         let mut index = FrameWriter::create(&seg.index_path, at_rest).await?;
         for frame in frames {
             let header = stored_header(&frame.data)
@@ -119,8 +119,8 @@ impl Segment {
         if seg.entries.is_empty() {
             seg.max_timestamp = now_ms;
         }
-        if active {
-            seg.writer = Some(writer);
+        if active && !finished {
+            seg.writer = Some(FrameWriter::open_append(&seg.log_path, at_rest).await?);
             seg.index = Some(index);
         } else {
             index.append(INDEX_COMPLETE).await?;
@@ -133,7 +133,9 @@ impl Segment {
         if !self.index_path.exists() {
             return Ok(false);
         }
-        let (_, frames) = recover(&self.index_path, &self.at_rest).await?;
+        let Ok((frames, _)) = read_frames(&self.index_path, &self.at_rest).await else {
+            return Ok(false);
+        };
         if frames.last().map(|f| &f.data[..]) != Some(INDEX_COMPLETE) {
             return Ok(false);
         }
@@ -159,16 +161,17 @@ impl Segment {
         self.entries.push(entry);
     }
 
+    /// Whether appends can go to this segment (it is the unfinished active one).
+    pub(super) fn is_writable(&self) -> bool {
+        self.writer.is_some()
+    }
+
     pub(super) fn first_offset(&self) -> Option<i64> {
         self.entries.first().map(|e| e.header.base_offset)
     }
 
     pub(super) fn last_offset(&self) -> Option<i64> {
         self.entries.last().map(|e| e.header.last_offset)
-    }
-
-    pub(super) fn headers(&self) -> Vec<BatchHeader> {
-        self.entries.iter().map(|e| e.header).collect()
     }
 
     pub(super) async fn append(
