@@ -1,0 +1,73 @@
+//! Where refused lines go: `data_dir/dead-letter/SOURCE-STARTMILLIS.dl`,
+//! one frame per refused line in the buffer's at-rest file format, each a
+//! JSON object `{"source","line","error","received_at","text"}` (`text` is
+//! the line, cut to 64 KiB, with invalid UTF-8 replaced).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::buffer::frames::FrameWriter;
+use crate::error::{Error, Result};
+
+/// Longest excerpt of a refused line that is kept.
+pub const MAX_EXCERPT: usize = 64 << 10;
+
+/// A source's dead-letter file, opened on first use.
+pub struct DeadLetter {
+    path: PathBuf,
+    writer: Mutex<Option<FrameWriter>>,
+}
+
+impl DeadLetter {
+    /// Dead letters of `source` under `dir`.
+    pub fn new(dir: &Path, source: &str) -> DeadLetter {
+        let millis = chrono::Utc::now().timestamp_millis();
+        DeadLetter {
+            path: dir.join(format!("{source}-{millis}.dl")),
+            writer: Mutex::new(None),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends refused lines and fsyncs.
+    pub fn write(&self, entries: &[serde_json::Value]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self.writer.lock().unwrap();
+        if guard.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            *guard = Some(FrameWriter::create(&self.path)?);
+        }
+        let w = guard.as_mut().expect("opened above");
+        for e in entries {
+            w.append(&serde_json::to_vec(e).expect("JSON values serialize"))?;
+        }
+        w.sync()
+    }
+
+    /// Seals the file (at shutdown).
+    pub fn close(&self) {
+        if let Some(w) = self.writer.lock().unwrap().take() {
+            let _ = w.finish();
+        }
+    }
+}
+
+/// One dead-letter entry.
+pub fn entry(source: &str, line_no: u64, error: &str, text: &[u8]) -> serde_json::Value {
+    let cut = &text[..text.len().min(MAX_EXCERPT)];
+    serde_json::json!({
+        "source": source,
+        "line": line_no,
+        "error": error,
+        "received_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "text": String::from_utf8_lossy(cut),
+    })
+}

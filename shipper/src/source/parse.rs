@@ -1,0 +1,172 @@
+//! Checking one NDJSON line of the wire format (docs/socket-format.md).
+
+use serde::Deserialize;
+
+use crate::record::Kind;
+
+/// Why a line was refused. `Display` is the text sent back to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// Not valid JSON.
+    NotJson(String),
+    /// Valid JSON, but not an object.
+    NotObject,
+    /// No `kind` field.
+    MissingKind,
+    /// `kind` is not log, metric or audit.
+    BadKind(String),
+    /// `ts` is neither RFC 3339 nor epoch milliseconds.
+    BadTs(String),
+    /// Longer than the configured maximum.
+    TooLong {
+        /// The configured maximum in bytes.
+        max: usize,
+    },
+}
+
+impl LineError {
+    /// A short label for metrics (`reason="..."`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LineError::NotJson(_) => "not_json",
+            LineError::NotObject => "not_object",
+            LineError::MissingKind => "missing_kind",
+            LineError::BadKind(_) => "bad_kind",
+            LineError::BadTs(_) => "bad_ts",
+            LineError::TooLong { .. } => "too_long",
+        }
+    }
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::NotJson(e) => write!(f, "not valid JSON: {e}"),
+            LineError::NotObject => f.write_str("not a JSON object"),
+            LineError::MissingKind => {
+                f.write_str("no \"kind\" field; set it to \"log\", \"metric\" or \"audit\"")
+            }
+            LineError::BadKind(k) => write!(
+                f,
+                "\"kind\" is {k}; it must be \"log\", \"metric\" or \"audit\""
+            ),
+            LineError::BadTs(t) => write!(
+                f,
+                "\"ts\" is {t}; it must be an RFC 3339 string or epoch milliseconds"
+            ),
+            LineError::TooLong { max } => {
+                write!(f, "line longer than the maximum of {max} bytes")
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default)]
+    kind: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    ts: Option<Ts<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Ts<'a> {
+    Int(i64),
+    Float(f64),
+    Str(std::borrow::Cow<'a, str>),
+    Other(serde_json::Value),
+}
+
+/// What a good line yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed {
+    /// The event's kind.
+    pub kind: Kind,
+    /// Event time in epoch milliseconds, if the line has `ts`.
+    pub ts_millis: Option<i64>,
+}
+
+/// Checks a line (trimmed, without its newline) and extracts its kind and time.
+pub fn parse_line(line: &[u8]) -> Result<Parsed, LineError> {
+    let head: Head<'_> = match serde_json::from_slice(line) {
+        Ok(h) => h,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            // Valid JSON of the wrong shape (an array, a number...).
+            return match serde_json::from_slice::<serde_json::Value>(line) {
+                Ok(serde_json::Value::Object(_)) => Err(LineError::NotJson(e.to_string())),
+                Ok(_) => Err(LineError::NotObject),
+                Err(e) => Err(LineError::NotJson(e.to_string())),
+            };
+        }
+        Err(e) => return Err(LineError::NotJson(e.to_string())),
+    };
+    if line.first() != Some(&b'{') {
+        return Err(LineError::NotObject);
+    }
+    let kind = match head.kind {
+        None | Some(serde_json::Value::Null) => return Err(LineError::MissingKind),
+        Some(serde_json::Value::String(s)) => {
+            Kind::from_name(&s).ok_or_else(|| LineError::BadKind(format!("\"{s}\"")))?
+        }
+        Some(other) => return Err(LineError::BadKind(other.to_string())),
+    };
+    let ts_millis = match head.ts {
+        None => None,
+        Some(Ts::Int(ms)) => Some(ms),
+        Some(Ts::Float(ms)) if ms.is_finite() => Some(ms as i64),
+        Some(Ts::Float(ms)) => return Err(LineError::BadTs(ms.to_string())),
+        Some(Ts::Str(s)) => Some(
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map_err(|_| LineError::BadTs(format!("\"{s}\"")))?
+                .timestamp_millis(),
+        ),
+        Some(Ts::Other(v)) => return Err(LineError::BadTs(v.to_string())),
+    };
+    Ok(Parsed { kind, ts_millis })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_lines() {
+        let p =
+            parse_line(br#"{"kind":"log","ts":"2026-01-02T03:04:05.678Z","message":"x"}"#).unwrap();
+        assert_eq!(p.kind, Kind::Log);
+        assert_eq!(p.ts_millis, Some(1_767_323_045_678));
+        let p =
+            parse_line(br#"{"ts":1700000000000,"kind":"metric","name":"m","value":1}"#).unwrap();
+        assert_eq!(
+            (p.kind, p.ts_millis),
+            (Kind::Metric, Some(1_700_000_000_000))
+        );
+        assert_eq!(parse_line(br#"{"kind":"audit"}"#).unwrap().ts_millis, None);
+    }
+
+    #[test]
+    fn bad_lines_say_what_is_wrong() {
+        assert!(matches!(
+            parse_line(b"{not json"),
+            Err(LineError::NotJson(_))
+        ));
+        assert_eq!(parse_line(b"[1,2]"), Err(LineError::NotObject));
+        assert_eq!(parse_line(b"42"), Err(LineError::NotObject));
+        assert_eq!(
+            parse_line(br#"{"message":"x"}"#),
+            Err(LineError::MissingKind)
+        );
+        let e = parse_line(br#"{"kind":"trace"}"#).unwrap_err();
+        assert_eq!(e.reason(), "bad_kind");
+        assert!(e.to_string().contains("\"trace\""));
+        let e = parse_line(br#"{"kind":"log","ts":"yesterday"}"#).unwrap_err();
+        assert!(e.to_string().contains("yesterday"), "{e}");
+        assert_eq!(
+            parse_line(br#"{"kind":"log","ts":true}"#)
+                .unwrap_err()
+                .reason(),
+            "bad_ts"
+        );
+    }
+}
