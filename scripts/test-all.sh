@@ -58,16 +58,38 @@ eval "$(localstack/localstack.sh env)"
 export WHARF_BIN_DIR=$CARGO_TARGET_DIR/debug
 export PATH=$venv/bin:$PATH
 
+logs=$(mktemp -d)
 status=0
 say "cargo test (fast tests and integration tests)"
-cargo test --workspace --locked -- --include-ignored || status=$?
+set +e
+cargo test --workspace --locked -- --include-ignored 2>&1 | tee "$logs/cargo.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 say "real-client tests (pytest tests/)"
 if ls tests/test_*.py >/dev/null 2>&1; then
-    "$venv/bin/python" -m pytest -q tests || status=$?
-else
-    say "no real-client tests yet"
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$logs/pytest.xml" tests 2>&1 | tee "$logs/pytest.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
+set -e
 
-if [ "$status" -ne 0 ]; then say "FAILED (exit $status)"; else say "all tests passed"; fi
+# One closing line over both runners: 'N passed, N failed'.
+passed=0; failed=0
+while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
+    sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log")
+if [ -f "$logs/pytest.xml" ]; then
+    read -r p f < <("$venv/bin/python" - "$logs/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skip = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - bad - skip, bad)
+PY
+    )
+    passed=$((passed + p)); failed=$((failed + f))
+fi
+if [ "$failed" -gt 0 ] && [ "$status" -eq 0 ]; then status=1; fi
+if [ "$status" -ne 0 ]; then say "FAILED (exit $status)"; fi
+echo "tests: $passed passed, $failed failed"
 exit "$status"

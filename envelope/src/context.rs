@@ -37,8 +37,11 @@ mod tests {
 
     #[test]
     fn pairs_are_sorted_and_length_prefixed() {
-        let ctx: EncryptionContext =
-            [("b".to_string(), "2".to_string()), ("a".to_string(), "xy".to_string())].into();
+        let ctx: EncryptionContext = [
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "xy".to_string()),
+        ]
+        .into();
         assert_eq!(
             serialize_context(&ctx).unwrap(),
             [0, 2, 0, 1, b'a', 0, 2, b'x', b'y', 0, 1, b'b', 0, 1, b'2']

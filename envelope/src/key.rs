@@ -71,7 +71,10 @@ impl fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WrappedKey")
             .field("provider_id", &self.provider_id)
-            .field("provider_info", &String::from_utf8_lossy(&self.provider_info))
+            .field(
+                "provider_info",
+                &String::from_utf8_lossy(&self.provider_info),
+            )
             .field("ciphertext_len", &self.ciphertext.len())
             .finish()
     }
@@ -90,7 +93,11 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
 
     /// Recovers the data key from a wrapped key made by this master key
     /// under the same context.
-    async fn unwrap(&self, wrapped: &WrappedKey, context: &EncryptionContext) -> Result<DataKey, Error>;
+    async fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, Error>;
 
     /// Wraps an existing data key (used by rotation to re-wrap file headers
     /// under another master key without touching the data).

@@ -8,15 +8,22 @@
 //!   under an [`EncryptionContext`]. A [`WrappedKey`] is exactly the AWS
 //!   Encryption SDK's "encrypted data key" triple, so the same value goes
 //!   into an SDK message header and into an at-rest file header.
+//! - [`LocalKeyProvider`]: a 256-bit master key file (mode 0600) that wraps
+//!   data keys as the AWS Encryption SDK's raw AES keyring does.
+//! - [`atrest`]: the at-rest file format for append-only files
+//!   ([`atrest::SealedWriter`], [`atrest::SealedReader`], [`atrest::rotate_file`]).
 //! - [`DataKey`]: a 256-bit key in the clear, wiped from memory on drop.
 //! - [`Error`]: every failure of this crate, with messages a user can act on.
 
 #![warn(missing_docs)]
 
+pub mod atrest;
 mod context;
 mod error;
 mod key;
+mod local;
 
 pub use context::serialize_context;
 pub use error::Error;
 pub use key::{DataKey, EncryptionContext, KeyProvider, WrappedKey, DATA_KEY_LEN};
+pub use local::{LocalKeyProvider, KEY_NAMESPACE as LOCAL_KEY_NAMESPACE};
