@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::Buffer;
+use crate::buffer::{AtRest, Buffer};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -44,15 +44,17 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let data = cfg.data_dir.clone();
     std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
-    let provider = crate::keys::provider(&cfg).await?;
+    let provider = crate::keys::provider(&cfg, metrics.clone()).await?;
 
     let sink_names: Vec<String> = cfg.sinks.keys().cloned().collect();
     let buffer = Buffer::open(
         &data.join("buffer"),
+        AtRest::new(provider.clone(), "wharf-shipper-buffer"),
         &cfg.buffer,
         &sink_names,
         metrics.clone(),
-    )?;
+    )
+    .await?;
 
     let api_stop = CancellationToken::new();
     if cfg.api.enabled {
@@ -77,14 +79,9 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
     let sinks_hard = CancellationToken::new();
     let mut sinks = JoinSet::new();
     for (name, sc) in &cfg.sinks {
-        let sealer = match (&provider, sc.uses_envelope()) {
-            (Some(p), true) => Some(Sealer::new(p.clone(), name, metrics.clone())),
-            (None, true) => {
-                tracing::warn!(sink = %name, "envelope encryption is not available in this build: objects are written unencrypted");
-                None
-            }
-            _ => None,
-        };
+        let sealer = sc
+            .uses_envelope()
+            .then(|| Sealer::new(provider.clone(), name, metrics.clone()));
         let soft = sinks_soft.clone();
         let task_name = name.clone();
         match sc {
@@ -149,7 +146,8 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
     for (name, sc) in &cfg.sources {
         match sc {
             SourceConfig::Socket(c) => {
-                let src = SocketSource::bind(name, c, buffer.clone(), metrics.clone(), &dead)?;
+                let at = AtRest::new(provider.clone(), "wharf-shipper-dead-letter");
+                let src = SocketSource::bind(name, c, buffer.clone(), metrics.clone(), &dead, at)?;
                 sources.spawn(src.run(sources_stop.clone()));
             }
         }

@@ -1,21 +1,23 @@
-//! The one seam between the buffer and its file format: append frames,
-//! sync, seal; reopen with torn-tail recovery; read frames back.
+//! The one seam between the shipper's files (buffer segments, dead
+//! letters) and `envelope`'s at-rest format: every frame is sealed with
+//! AES-256-GCM under a per-file data key wrapped by the master key, and a
+//! torn tail is cut at reopening ([`wharf_envelope::atrest`]).
 //!
-//! This is the plaintext stand-in with the same shape as `envelope`'s
-//! at-rest format (`SealedWriter` / `SealedReader`): a 16-byte header, then
-//! frames of `len u32 | crc32 u32 | payload`, closed by a final frame of
-//! length `u32::MAX`. Switching to encrypted files changes this file only.
+//! The encryption context of each file names its purpose and its file
+//! name, and readers insist on it, so a file cannot be passed off as
+//! another.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use wharf_envelope::atrest::{SealedReader, SealedWriter, Tail, WriterOptions};
+use wharf_envelope::{EncryptionContext, KeyProvider};
 
-const MAGIC: &[u8; 16] = b"WHARFBUF\x01\0\0\0\0\0\0\0";
-const FINAL: u32 = u32::MAX;
-/// Largest payload a frame may hold.
-pub(crate) const MAX_FRAME: usize = 256 << 20;
+use crate::error::Result;
+
+/// Largest frame payload (a line may be up to 64 MiB; batches are split
+/// well below this).
+pub(crate) const MAX_FRAME: u32 = 80 << 20;
 
 /// What reopening a file found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,266 +30,225 @@ pub(crate) struct Recovery {
     pub(crate) sealed: bool,
 }
 
+/// Opens and creates the files of one purpose (`shipper-buffer`,
+/// `shipper-dead-letter`) under one master key.
+#[derive(Clone)]
+pub struct AtRest {
+    keys: Arc<dyn KeyProvider>,
+    purpose: &'static str,
+}
+
+impl AtRest {
+    /// Files of `purpose` under `keys`.
+    pub fn new(keys: Arc<dyn KeyProvider>, purpose: &'static str) -> AtRest {
+        AtRest { keys, purpose }
+    }
+
+    fn context(&self, path: &Path) -> EncryptionContext {
+        let mut c = EncryptionContext::new();
+        c.insert("purpose".into(), self.purpose.into());
+        c.insert(
+            "file".into(),
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        c
+    }
+
+    /// Creates a new, empty file (it must not exist).
+    pub(crate) async fn create(&self, path: &Path) -> Result<FrameWriter> {
+        let opts = WriterOptions {
+            max_frame_len: MAX_FRAME,
+        };
+        let inner =
+            SealedWriter::create_with(path, self.keys.as_ref(), &self.context(path), opts).await?;
+        Ok(FrameWriter { inner })
+    }
+
+    /// Reopens a file after a crash: keeps every whole frame, cuts a torn
+    /// tail. A sealed file cannot be appended to: no writer is returned.
+    pub(crate) async fn open_append(&self, path: &Path) -> Result<(Option<FrameWriter>, Recovery)> {
+        let reader = self.open(path).await?;
+        let mut frames = reader.inner.frames();
+        let mut n = 0;
+        for f in frames.by_ref() {
+            f?;
+            n += 1;
+        }
+        let tail = frames.tail();
+        let mut rec = Recovery {
+            frames: n,
+            ..Recovery::default()
+        };
+        match tail {
+            Some(Tail::Finished { .. }) => {
+                rec.sealed = true;
+                return Ok((None, rec));
+            }
+            Some(Tail::Torn { len, .. }) => rec.truncated_bytes = len,
+            _ => {}
+        }
+        let (inner, _) = SealedWriter::open_append(path, self.keys.as_ref()).await?;
+        Ok((Some(FrameWriter { inner }), rec))
+    }
+
+    /// Opens a file to read its frames.
+    pub(crate) async fn open(&self, path: &Path) -> Result<FrameReader> {
+        let inner =
+            SealedReader::open_expecting(path, self.keys.as_ref(), &self.context(path)).await?;
+        let pos = inner.data_start();
+        Ok(FrameReader { inner, pos })
+    }
+}
+
 /// Appends frames to one file.
 pub(crate) struct FrameWriter {
-    path: PathBuf,
-    out: BufWriter<File>,
-    len: u64,
+    inner: SealedWriter,
 }
 
 impl FrameWriter {
-    /// Creates a new, empty file (it must not exist).
-    pub(crate) fn create(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let mut w = FrameWriter {
-            path: path.to_owned(),
-            out: BufWriter::with_capacity(256 << 10, file),
-            len: 0,
-        };
-        w.write(MAGIC)?;
-        Ok(w)
-    }
-
-    /// Reopens a file for appending after a crash: keeps every whole frame,
-    /// cuts a torn tail. A sealed file cannot be appended to; its recovery
-    /// says so and no writer is returned.
-    pub(crate) fn open_append(path: &Path) -> Result<(Option<Self>, Recovery)> {
-        let (good_len, recovery) = scan(path)?;
-        if recovery.sealed {
-            return Ok((None, recovery));
-        }
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        file.set_len(good_len).map_err(|e| Error::io(path, e))?;
-        let mut file = file;
-        file.seek(SeekFrom::Start(good_len))
-            .map_err(|e| Error::io(path, e))?;
-        file.sync_all().map_err(|e| Error::io(path, e))?;
-        Ok((
-            Some(FrameWriter {
-                path: path.to_owned(),
-                out: BufWriter::with_capacity(256 << 10, file),
-                len: good_len,
-            }),
-            recovery,
-        ))
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| Error::io(&self.path, e))?;
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Appends one frame; returns its position (byte offset) in the file.
+    /// Appends one frame; returns its position in the file.
     pub(crate) fn append(&mut self, payload: &[u8]) -> Result<u64> {
-        assert!(payload.len() <= MAX_FRAME, "frame larger than MAX_FRAME");
-        let pos = self.len;
-        let mut head = [0u8; 8];
-        head[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        head[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        self.write(&head)?;
-        self.write(payload)?;
-        Ok(pos)
+        Ok(self.inner.append(payload)?)
     }
 
     /// Bytes in the file so far.
     pub(crate) fn len(&self) -> u64 {
-        self.len
+        self.inner.position()
     }
 
     /// Makes everything appended so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::io(&self.path, e))?;
-        self.out
-            .get_ref()
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))
+        Ok(self.inner.sync()?)
     }
 
     /// Writes the final frame and syncs: the file is complete.
-    pub(crate) fn finish(mut self) -> Result<()> {
-        self.write(&FINAL.to_le_bytes())?;
-        self.write(&0u32.to_le_bytes())?;
-        self.sync()
+    pub(crate) fn finish(self) -> Result<()> {
+        self.inner.finish()?;
+        Ok(())
     }
-}
-
-fn scan(path: &Path) -> Result<(u64, Recovery)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let total = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut reader = FrameReader::from_file(path, file)?;
-    let mut rec = Recovery::default();
-    loop {
-        match reader.next_frame() {
-            Ok(Some(_)) => rec.frames += 1,
-            Ok(None) => break,
-            Err(_) => break,
-        }
-    }
-    rec.sealed = reader.sealed;
-    rec.truncated_bytes = total - reader.pos;
-    Ok((reader.pos, rec))
 }
 
 /// Reads frames back in order.
 pub(crate) struct FrameReader {
-    path: PathBuf,
-    input: BufReader<File>,
+    inner: SealedReader,
     pos: u64,
-    sealed: bool,
-    buf: Vec<u8>,
 }
 
 impl FrameReader {
-    /// Opens a file and checks its header.
-    pub(crate) fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Self::from_file(path, file)
-    }
-
-    fn from_file(path: &Path, file: File) -> Result<Self> {
-        let mut input = BufReader::with_capacity(256 << 10, file);
-        let mut magic = [0u8; 16];
-        input.read_exact(&mut magic).map_err(|e| Error::Corrupt {
-            path: path.to_owned(),
-            reason: format!("cannot read its header ({e})"),
-        })?;
-        if &magic != MAGIC {
-            return Err(Error::Corrupt {
-                path: path.to_owned(),
-                reason: "it is not a Wharf buffer file (wrong header)".into(),
-            });
-        }
-        Ok(FrameReader {
-            path: path.to_owned(),
-            input,
-            pos: 16,
-            sealed: false,
-            buf: Vec::new(),
-        })
-    }
-
-    /// Whether the final frame has been read.
-    pub(crate) fn sealed(&self) -> bool {
-        self.sealed
-    }
-
-    /// The next frame's payload; `None` at the final frame or at a clean
-    /// end of file; an error for a torn or damaged frame.
-    pub(crate) fn next_frame(&mut self) -> Result<Option<&[u8]>> {
-        if self.sealed {
-            return Ok(None);
-        }
-        let mut head = [0u8; 8];
-        match read_full(&mut self.input, &mut head) {
-            Ok(0) => return Ok(None),
-            Ok(8) => {}
-            Ok(_) => return Err(self.corrupt("torn frame header")),
-            Err(e) => return Err(Error::io(&self.path, e)),
-        }
-        let len = u32::from_le_bytes(head[..4].try_into().unwrap());
-        let crc = u32::from_le_bytes(head[4..].try_into().unwrap());
-        if len == FINAL {
-            self.sealed = true;
-            self.pos += 8;
-            return Ok(None);
-        }
-        let len = len as usize;
-        if len > MAX_FRAME {
-            return Err(self.corrupt("frame length out of range"));
-        }
-        self.buf.resize(len, 0);
-        match read_full(&mut self.input, &mut self.buf) {
-            Ok(n) if n == len => {}
-            Ok(_) => return Err(self.corrupt("torn frame")),
-            Err(e) => return Err(Error::io(&self.path, e)),
-        }
-        if crc32fast::hash(&self.buf) != crc {
-            return Err(self.corrupt("frame checksum mismatch"));
-        }
-        self.pos += 8 + len as u64;
-        Ok(Some(&self.buf))
-    }
-
-    fn corrupt(&self, what: &str) -> Error {
-        Error::Corrupt {
-            path: self.path.clone(),
-            reason: format!("{what} at byte {}", self.pos),
+    /// The next frame's payload; `None` at the final frame or the end.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Vec<u8>>> {
+        match self.inner.read_at(self.pos)? {
+            Some(f) => {
+                self.pos = f.next_position;
+                Ok(Some(f.data))
+            }
+            None => Ok(None),
         }
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Packs records' encodings into one frame payload: `len u32 | bytes`, repeated.
+pub(crate) fn pack(out: &mut Vec<u8>, record: &[u8]) {
+    out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    out.extend_from_slice(record);
+}
+
+/// The records packed in a frame payload.
+pub(crate) fn unpack(frame: &[u8]) -> impl Iterator<Item = Result<&[u8], ()>> {
+    let mut rest = frame;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
         }
-    }
-    Ok(n)
+        if rest.len() < 4 {
+            rest = &[];
+            return Some(Err(()));
+        }
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        if rest.len() < 4 + len {
+            rest = &[];
+            return Some(Err(()));
+        }
+        let (rec, tail) = rest[4..].split_at(len);
+        rest = tail;
+        Some(Ok(rec))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wharf_envelope::LocalKeyProvider;
 
-    #[test]
-    fn frames_round_trip_and_seal() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a");
-        let mut w = FrameWriter::create(&p).unwrap();
-        w.append(b"one").unwrap();
-        w.append(b"").unwrap();
-        w.append(b"three").unwrap();
-        w.finish().unwrap();
-        let mut r = FrameReader::open(&p).unwrap();
-        let mut got = Vec::new();
-        while let Some(f) = r.next_frame().unwrap() {
-            got.push(f.to_vec());
-        }
-        assert!(r.sealed());
-        assert_eq!(got, vec![b"one".to_vec(), vec![], b"three".to_vec()]);
-        let (w, rec) = FrameWriter::open_append(&p).unwrap();
-        assert!(w.is_none() && rec.sealed && rec.frames == 3);
+    fn at() -> AtRest {
+        AtRest::new(Arc::new(LocalKeyProvider::random()), "test")
     }
 
-    #[test]
-    fn torn_tail_is_cut_and_appending_continues() {
+    #[tokio::test]
+    async fn frames_round_trip_encrypted_and_seal() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a");
-        let mut w = FrameWriter::create(&p).unwrap();
+        let a = at();
+        let mut w = a.create(&p).await.unwrap();
+        w.append(b"one secret").unwrap();
+        w.append(b"").unwrap();
+        w.finish().unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !bytes.windows(10).any(|w| w == b"one secret"),
+            "encrypted on disk"
+        );
+        let mut r = a.open(&p).await.unwrap();
+        assert_eq!(r.next_frame().unwrap().unwrap(), b"one secret");
+        assert_eq!(r.next_frame().unwrap().unwrap(), b"");
+        assert!(r.next_frame().unwrap().is_none());
+        let (w, rec) = a.open_append(&p).await.unwrap();
+        assert!(w.is_none() && rec.sealed && rec.frames == 2);
+        // Another file's name in the context: refused.
+        let q = dir.path().join("b");
+        std::fs::copy(&p, &q).unwrap();
+        assert!(a.open(&q).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_cut_and_appending_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        let a = at();
+        let mut w = a.create(&p).await.unwrap();
         w.append(b"kept").unwrap();
         w.append(b"torn frame").unwrap();
         w.sync().unwrap();
         drop(w);
         let len = std::fs::metadata(&p).unwrap().len();
-        OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .open(&p)
             .unwrap()
             .set_len(len - 3)
             .unwrap();
-        let (w, rec) = FrameWriter::open_append(&p).unwrap();
+        let (w, rec) = a.open_append(&p).await.unwrap();
         assert_eq!(rec.frames, 1);
-        assert_eq!(rec.truncated_bytes, 8 + 10 - 3);
+        assert!(rec.truncated_bytes > 0);
         let mut w = w.unwrap();
         w.append(b"after").unwrap();
         w.finish().unwrap();
-        let mut r = FrameReader::open(&p).unwrap();
+        let mut r = a.open(&p).await.unwrap();
         assert_eq!(r.next_frame().unwrap().unwrap(), b"kept");
         assert_eq!(r.next_frame().unwrap().unwrap(), b"after");
         assert!(r.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn pack_unpack() {
+        let mut f = Vec::new();
+        pack(&mut f, b"ab");
+        pack(&mut f, b"");
+        pack(&mut f, b"cde");
+        let got: Vec<_> = unpack(&f).map(|r| r.unwrap().to_vec()).collect();
+        assert_eq!(got, vec![b"ab".to_vec(), vec![], b"cde".to_vec()]);
+        assert!(unpack(&f[..f.len() - 1]).any(|r| r.is_err()));
     }
 }

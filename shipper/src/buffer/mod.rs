@@ -5,8 +5,9 @@
 //! 1. **Order and identity.** Every accepted record gets the next sequence
 //!    number (consecutive, never reused, also across restarts). A segment
 //!    file, named after the sequence number of its first record
-//!    (`00000000000000001234.seg`), holds a contiguous run of records, one
-//!    record per frame of the at-rest file format ([`frames`]).
+//!    (`00000000000000001234.seg`), holds a contiguous run of records in
+//!    `envelope`'s encrypted at-rest format ([`frames`]); one frame holds
+//!    the records of one append (at most 4 MiB of them).
 //! 2. **What is fsynced when.** One writer thread appends records to the
 //!    active segment. It fsyncs a group of appends when
 //!    `buffer.fsync_interval` has passed since the first unsynced append or
@@ -31,7 +32,7 @@
 //!    feel back-pressure); `"drop_newest"` refuses the new records, acks
 //!    them to their client and counts them as dropped.
 //! 7. **What a crash leaves.** At most a torn frame at the end of the active
-//!    segment (cut at start, [`frames::FrameWriter::open_append`]), plus
+//!    segment (cut at start, [`frames::AtRest`]), plus
 //!    records written after the last fsync, which survive only if the OS
 //!    wrote them: they were never acked, so clients may resend them (a
 //!    duplicate under a new id). A batch delivered but not yet recorded in
@@ -55,7 +56,8 @@ use crate::config::BufferConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::record::Record;
-use frames::FrameReader;
+use frames::unpack;
+pub use frames::AtRest;
 use ledger::Ledger;
 
 /// What happened to an append.
@@ -96,6 +98,7 @@ struct Tail {
 
 struct Shared {
     dir: PathBuf,
+    at: AtRest,
     segments: Mutex<BTreeMap<u64, Segment>>,
     tail: RwLock<Tail>,
     ledger: Mutex<Ledger>,
@@ -122,8 +125,9 @@ impl Buffer {
     /// Opens (or creates) the buffer in `dir` for the given sinks,
     /// recovering whatever a crash left. Must be called inside a Tokio
     /// runtime.
-    pub fn open(
+    pub async fn open(
         dir: &Path,
+        at: AtRest,
         cfg: &BufferConfig,
         sinks: &[String],
         metrics: Arc<Metrics>,
@@ -147,7 +151,7 @@ impl Buffer {
                 Some(&n) => n,
                 None => {
                     // The last segment: recover a torn tail and seal it.
-                    let (w, rec) = frames::FrameWriter::open_append(&path)?;
+                    let (w, rec) = at.open_append(&path).await?;
                     if rec.truncated_bytes > 0 {
                         tracing::warn!(path = %path.display(), bytes = rec.truncated_bytes,
                             "cut the torn tail of the buffer's last segment (records never acked)");
@@ -155,7 +159,7 @@ impl Buffer {
                     if let Some(w) = w {
                         w.finish()?;
                     }
-                    first + rec.frames
+                    first + read_segment(&at, &path).await?.len() as u64
                 }
             };
             let bytes = std::fs::metadata(&path)
@@ -186,6 +190,7 @@ impl Buffer {
         let total: u64 = segments.values().map(|s| s.bytes).sum();
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
+            at,
             segments: Mutex::new(segments),
             tail: RwLock::new(Tail {
                 first: next,
@@ -199,11 +204,10 @@ impl Buffer {
         shared.collect()?;
         let (durable_tx, durable) = watch::channel(next);
         let (cmds, rx) = mpsc::channel(64);
-        let writer = writer::Writer::start(shared.clone(), cfg.clone(), next, durable_tx)?;
-        let handle = tokio::runtime::Handle::current();
+        let writer = writer::Writer::start(shared.clone(), cfg.clone(), next, durable_tx).await?;
         let thread = std::thread::Builder::new()
             .name("buffer-writer".into())
-            .spawn(move || writer.run(rx, handle))
+            .spawn(move || writer.run(rx))
             .map_err(|e| Error::io(dir, e))?;
         Ok(Buffer {
             shared,
@@ -317,20 +321,33 @@ impl Shared {
     }
 }
 
-/// Reads every record of a sealed segment file (for tests and tools).
-pub fn read_segment(path: &Path) -> Result<Vec<Record>> {
-    let mut r = FrameReader::open(path)?;
+/// Reads every record of a segment file (for recovery, tests and tools).
+pub async fn read_segment(at: &AtRest, path: &Path) -> Result<Vec<Record>> {
+    let mut r = at.open(path).await?;
     let mut sources = Vec::new();
     let mut out = Vec::new();
     while let Some(f) = r.next_frame()? {
-        out.push(
-            Record::decode(f, &mut sources).ok_or_else(|| Error::Corrupt {
-                path: path.to_owned(),
-                reason: "a frame does not hold a record".into(),
-            })?,
-        );
+        decode_frame(&f, path, &mut sources, &mut out)?;
     }
     Ok(out)
+}
+
+/// Decodes the records packed in one frame.
+pub(crate) fn decode_frame(
+    frame: &[u8],
+    path: &Path,
+    sources: &mut Vec<Arc<str>>,
+    out: &mut Vec<Record>,
+) -> Result<()> {
+    let bad = || Error::Corrupt {
+        path: path.to_owned(),
+        reason: "a frame does not hold whole records".into(),
+    };
+    for rec in unpack(frame) {
+        let rec = rec.map_err(|()| bad())?;
+        out.push(Record::decode(rec, sources).ok_or_else(bad)?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

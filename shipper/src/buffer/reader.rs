@@ -6,15 +6,18 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::frames::FrameReader;
-use super::Shared;
+use super::{decode_frame, Shared};
 use crate::error::{Error, Result};
 use crate::record::Record;
 
 struct DiskCursor {
     first: u64,
     end: u64,
+    /// Sequence number of the next record `pending` yields.
     next: u64,
     reader: FrameReader,
+    /// Records of the current frame not yet returned.
+    pending: std::collections::VecDeque<Record>,
 }
 
 /// Reads durable records in order for one sink.
@@ -69,7 +72,7 @@ impl BufferReader {
 
     /// Reads up to `max_records` / about `max_bytes` ready records without
     /// waiting.
-    pub fn read(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<Arc<Record>>> {
+    pub async fn read(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<Arc<Record>>> {
         let durable = *self.durable.borrow();
         let mut out = Vec::new();
         if self.next >= durable {
@@ -92,11 +95,11 @@ impl BufferReader {
                 return Ok(out);
             }
         }
-        self.read_disk(max_records, max_bytes, &mut out)?;
+        self.read_disk(max_records, max_bytes, &mut out).await?;
         Ok(out)
     }
 
-    fn read_disk(
+    async fn read_disk(
         &mut self,
         max_records: usize,
         max_bytes: usize,
@@ -117,40 +120,46 @@ impl BufferReader {
                 }
                 return Ok(());
             };
-            let mut reader = FrameReader::open(&seg.path)?;
-            for _ in first..self.next {
-                if reader.next_frame()?.is_none() {
-                    return Err(short(&seg.path));
-                }
-            }
+            let reader = self.shared.at.open(&seg.path).await?;
             self.disk = Some(DiskCursor {
                 first,
                 end: seg.end,
-                next: self.next,
+                next: first,
                 reader,
+                pending: Default::default(),
             });
         }
+        let path = self.shared.dir.join(format!(
+            "{:020}.seg",
+            self.disk.as_ref().expect("set above").first
+        ));
         let d = self.disk.as_mut().expect("set above");
         let mut bytes = 0;
         while out.len() < max_records && bytes < max_bytes && d.next < d.end {
-            let Some(frame) = d.reader.next_frame()? else {
-                return Err(short(&self.shared.dir.join(format!("{:020}.seg", d.first))));
+            let Some(r) = d.pending.pop_front() else {
+                let Some(frame) = d.reader.next_frame()? else {
+                    return Err(short(&path));
+                };
+                let mut recs = Vec::new();
+                decode_frame(&frame, &path, &mut self.sources, &mut recs)?;
+                d.pending.extend(recs);
+                continue;
             };
-            let r = Record::decode(frame, &mut self.sources).ok_or_else(|| Error::Corrupt {
-                path: self.shared.dir.join(format!("{:020}.seg", d.first)),
-                reason: "a frame does not hold a record".into(),
-            })?;
             if r.seq != d.next {
                 return Err(Error::Corrupt {
-                    path: self.shared.dir.join(format!("{:020}.seg", d.first)),
+                    path,
                     reason: format!("expected record {} but found {}", d.next, r.seq),
                 });
             }
-            bytes += r.line.len();
             d.next += 1;
+            if r.seq < self.next {
+                // Skipping to the cursor inside a freshly opened segment.
+                continue;
+            }
+            bytes += r.line.len();
             out.push(Arc::new(r));
         }
-        self.next = d.next;
+        self.next = self.next.max(d.next);
         Ok(())
     }
 }

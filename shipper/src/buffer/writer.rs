@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::frames::FrameWriter;
+use super::frames::{pack, FrameWriter};
 use super::{segment_path, Appended, Cmd, Segment, Shared};
 use crate::config::{BufferConfig, WhenFull};
 use crate::error::{Error, Result};
@@ -26,16 +26,23 @@ pub(super) struct Writer {
     unsynced_bytes: u64,
     deadline: Option<Instant>,
     scratch: Vec<u8>,
+    frame: Vec<u8>,
     synced_len: u64,
+    rt: tokio::runtime::Handle,
 }
 
+/// A frame holds the records of one append, split at this size.
+const FRAME_TARGET: usize = 4 << 20;
+
 impl Writer {
-    pub(super) fn start(
+    pub(super) async fn start(
         shared: Arc<Shared>,
         cfg: BufferConfig,
         next: u64,
         durable_tx: watch::Sender<u64>,
     ) -> Result<Writer> {
+        let path = segment_path(&shared.dir, next);
+        let first = shared.at.create(&path).await?;
         let mut w = Writer {
             shared,
             cfg,
@@ -48,15 +55,22 @@ impl Writer {
             unsynced_bytes: 0,
             deadline: None,
             scratch: Vec::new(),
+            frame: Vec::new(),
             synced_len: 0,
+            rt: tokio::runtime::Handle::current(),
         };
-        w.open_segment()?;
+        w.install(first)?;
         Ok(w)
     }
 
     fn open_segment(&mut self) -> Result<()> {
         let path = segment_path(&self.shared.dir, self.next);
-        let w = FrameWriter::create(&path)?;
+        let w = self.rt.block_on(self.shared.at.create(&path))?;
+        self.install(w)
+    }
+
+    fn install(&mut self, w: FrameWriter) -> Result<()> {
+        let path = segment_path(&self.shared.dir, self.next);
         super::ledger::sync_dir(&self.shared.dir)?;
         self.synced_len = w.len();
         self.shared
@@ -76,7 +90,8 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Cmd>, rt: tokio::runtime::Handle) {
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let rt = self.rt.clone();
         loop {
             let cmd = match self.deadline {
                 None => rx.blocking_recv(),
@@ -151,18 +166,26 @@ impl Writer {
             }
         }
         let mut failed = None;
-        for mut r in records {
-            r.seq = self.next;
+        let mut in_frame = Vec::new();
+        let total = records.len();
+        for (i, mut r) in records.into_iter().enumerate() {
+            r.seq = self.next + in_frame.len() as u64;
             self.scratch.clear();
             r.encode(&mut self.scratch);
-            let w = self.active.as_mut().expect("an active segment");
-            if let Err(e) = w.append(&self.scratch) {
-                failed = Some(e);
-                break;
+            pack(&mut self.frame, &self.scratch);
+            in_frame.push(Arc::new(r));
+            if self.frame.len() >= FRAME_TARGET || i + 1 == total {
+                let w = self.active.as_mut().expect("an active segment");
+                if let Err(e) = w.append(&self.frame) {
+                    failed = Some(e);
+                    self.frame.clear();
+                    break;
+                }
+                self.unsynced_bytes += self.frame.len() as u64 + 40;
+                self.next += in_frame.len() as u64;
+                self.pending.append(&mut in_frame);
+                self.frame.clear();
             }
-            self.unsynced_bytes += self.scratch.len() as u64 + 8;
-            self.next += 1;
-            self.pending.push(Arc::new(r));
         }
         if let Some(e) = failed {
             // A write error is fatal for durability: refuse, log loudly.

@@ -41,11 +41,36 @@ pub struct Config {
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
     /// Named sources.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "typed_only")]
     pub sources: BTreeMap<String, SourceConfig>,
     /// Named sinks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "typed_only")]
     pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// Sources and sinks are read in a second pass, one table at a time, so
+/// that an error names the full key (`sinks.s3.batch.max_age`), which
+/// serde's internally tagged enums cannot do.
+fn typed_only<'de, D, T>(d: D) -> std::result::Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let _ = BTreeMap::<String, serde::de::IgnoredAny>::deserialize(d)?;
+    Ok(BTreeMap::new())
+}
+
+#[derive(Deserialize)]
+struct Typed {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Tables {
+    #[serde(default)]
+    sources: BTreeMap<String, Typed>,
+    #[serde(default)]
+    sinks: BTreeMap<String, Typed>,
 }
 
 fn default_shutdown_timeout() -> Span {
@@ -185,14 +210,57 @@ impl Config {
     }
 
     fn from_figment(fig: Figment) -> Result<Config> {
-        let cfg: Config = fig.extract().map_err(|e| {
+        let fail = |e: figment::Error| {
             Error::Config(
                 e.into_iter()
                     .map(|e| describe(&e))
                     .collect::<Vec<_>>()
                     .join("; "),
             )
-        })?;
+        };
+        let mut cfg: Config = fig.extract().map_err(fail)?;
+        let tables: Tables = fig.extract().map_err(fail)?;
+        for (name, t) in tables.sources {
+            let key = format!("sources.{name}");
+            check_name(&key, &name)?;
+            let src = match t.kind.as_deref() {
+                Some("socket") => SourceConfig::Socket(fig.extract_inner(&key).map_err(fail)?),
+                Some(other) => {
+                    return Err(Error::invalid(
+                        format!("{key}.type"),
+                        format!("`{other}` is not a source type; use \"socket\""),
+                    ))
+                }
+                None => {
+                    return Err(Error::invalid(
+                        format!("{key}.type"),
+                        "is missing; set type = \"socket\"",
+                    ))
+                }
+            };
+            cfg.sources.insert(name, src);
+        }
+        for (name, t) in tables.sinks {
+            let key = format!("sinks.{name}");
+            check_name(&key, &name)?;
+            let sink = match t.kind.as_deref() {
+                Some("file") => SinkConfig::File(fig.extract_inner(&key).map_err(fail)?),
+                Some("s3") => SinkConfig::S3(fig.extract_inner(&key).map_err(fail)?),
+                Some(other) => {
+                    return Err(Error::invalid(
+                        format!("{key}.type"),
+                        format!("`{other}` is not a sink type; use \"file\" or \"s3\""),
+                    ))
+                }
+                None => {
+                    return Err(Error::invalid(
+                        format!("{key}.type"),
+                        "is missing; set type = \"file\" or \"s3\"",
+                    ))
+                }
+            };
+            cfg.sinks.insert(name, sink);
+        }
         cfg.validate()?;
         Ok(cfg)
     }

@@ -7,14 +7,11 @@ pub mod object;
 pub mod retry;
 pub mod s3;
 
-use serde::Deserialize;
-
 use crate::error::Result;
 use crate::record::Kind;
 
 /// A `[sinks.NAME]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum SinkConfig {
     /// Objects in a local directory.
     File(file::FileSinkConfig),

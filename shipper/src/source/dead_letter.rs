@@ -4,9 +4,10 @@
 //! the line, cut to 64 KiB, with invalid UTF-8 replaced).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use crate::buffer::frames::FrameWriter;
+use tokio::sync::Mutex;
+
+use crate::buffer::frames::{AtRest, FrameWriter};
 use crate::error::{Error, Result};
 
 /// Longest excerpt of a refused line that is kept.
@@ -15,15 +16,17 @@ pub const MAX_EXCERPT: usize = 64 << 10;
 /// A source's dead-letter file, opened on first use.
 pub struct DeadLetter {
     path: PathBuf,
+    at: AtRest,
     writer: Mutex<Option<FrameWriter>>,
 }
 
 impl DeadLetter {
     /// Dead letters of `source` under `dir`.
-    pub fn new(dir: &Path, source: &str) -> DeadLetter {
+    pub fn new(dir: &Path, source: &str, at: AtRest) -> DeadLetter {
         let millis = chrono::Utc::now().timestamp_millis();
         DeadLetter {
             path: dir.join(format!("{source}-{millis}.dl")),
+            at,
             writer: Mutex::new(None),
         }
     }
@@ -34,16 +37,16 @@ impl DeadLetter {
     }
 
     /// Appends refused lines and fsyncs.
-    pub fn write(&self, entries: &[serde_json::Value]) -> Result<()> {
+    pub async fn write(&self, entries: &[serde_json::Value]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut guard = self.writer.lock().unwrap();
+        let mut guard = self.writer.lock().await;
         if guard.is_none() {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             }
-            *guard = Some(FrameWriter::create(&self.path)?);
+            *guard = Some(self.at.create(&self.path).await?);
         }
         let w = guard.as_mut().expect("opened above");
         for e in entries {
@@ -53,8 +56,8 @@ impl DeadLetter {
     }
 
     /// Seals the file (at shutdown).
-    pub fn close(&self) {
-        if let Some(w) = self.writer.lock().unwrap().take() {
+    pub async fn close(&self) {
+        if let Some(w) = self.writer.lock().await.take() {
             let _ = w.finish();
         }
     }

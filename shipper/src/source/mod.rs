@@ -5,14 +5,11 @@ pub mod dead_letter;
 pub mod parse;
 pub mod socket;
 
-use serde::Deserialize;
-
 use crate::error::Result;
 pub use socket::SocketConfig;
 
 /// A `[sources.NAME]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// NDJSON over a Unix stream socket.
     Socket(SocketConfig),

@@ -14,6 +14,9 @@ use crate::sinks::object::config::{
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
+    /// Always `"file"`.
+    #[serde(rename = "type")]
+    pub kind: String,
     /// Sources this sink takes events from.
     pub inputs: Vec<String>,
     /// Only these kinds (default: all).

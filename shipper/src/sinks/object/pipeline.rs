@@ -108,7 +108,7 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     async fn pull(&mut self, reader: &mut BufferReader) -> Result<()> {
-        let records = reader.read(READ_RECORDS, READ_BYTES)?;
+        let records = reader.read(READ_RECORDS, READ_BYTES).await?;
         for r in records {
             if self.s.filter.takes(&r) {
                 self.add(&r).await?;

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 pub struct Sealer {
     provider: Arc<dyn KeyProvider>,
     sink: String,
+    #[allow(dead_code)]
     metrics: Arc<Metrics>,
 }
 
@@ -45,7 +46,6 @@ impl Sealer {
         context.insert("purpose".into(), "wharf-shipper-object".into());
         context.insert("sink".into(), self.sink.clone());
         context.insert("object".into(), object_key.into());
-        self.metrics.kms_call("generate");
         let (key, wrapped) = self.provider.generate(&context).await?;
         Ok(Sealing {
             key,

@@ -22,6 +22,9 @@ pub const MAX_PARTS: u64 = 10_000;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3SinkConfig {
+    /// Always `"s3"`.
+    #[serde(rename = "type")]
+    pub kind: String,
     /// Sources this sink takes events from.
     pub inputs: Vec<String>,
     /// Only these kinds (default: all).

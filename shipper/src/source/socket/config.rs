@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SocketConfig {
+    /// Always `"socket"`.
+    #[serde(rename = "type")]
+    pub kind: String,
     /// Path of the socket. A stale socket there is replaced; a live one
     /// (another process accepting) is refused.
     pub path: PathBuf,

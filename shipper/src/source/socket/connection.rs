@@ -41,10 +41,7 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<SourceCtx>, shutdown: Ca
     loop {
         let n = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = rd.read(&mut chunk) => match r {
-                Ok(n) => n,
-                Err(_) => 0,
-            },
+            r = rd.read(&mut chunk) => r.unwrap_or_default(),
         };
         if n == 0 {
             if reader.partial_len() > 0 || reader.discarding {
@@ -52,12 +49,15 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<SourceCtx>, shutdown: Ca
                 let line_no = reader.line_no + 1;
                 let err = "the connection closed in the middle of this line";
                 ctx.metrics.invalid(&ctx.name, "incomplete").inc();
-                let _ = ctx.dead_letter.write(&[dead_letter::entry(
-                    &ctx.name,
-                    line_no,
-                    err,
-                    reader.partial(),
-                )]);
+                let _ = ctx
+                    .dead_letter
+                    .write(&[dead_letter::entry(
+                        &ctx.name,
+                        line_no,
+                        err,
+                        reader.partial(),
+                    )])
+                    .await;
             }
             break;
         }
@@ -85,7 +85,7 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<SourceCtx>, shutdown: Ca
                 }
             },
         });
-        if let Err(e) = ctx.dead_letter.write(&dead) {
+        if let Err(e) = ctx.dead_letter.write(&dead).await {
             tracing::error!(source = %ctx.name, error = %e, "cannot write the dead-letter file");
         }
         if records.is_empty() && errors.is_empty() && reader.line_no == sent_upto {

@@ -45,6 +45,7 @@ impl SocketSource {
         buffer: Buffer,
         metrics: Arc<Metrics>,
         dead_letter_dir: &Path,
+        at: crate::buffer::AtRest,
     ) -> Result<SocketSource> {
         let listener = bind(&cfg.path, cfg.mode_bits())?;
         Ok(SocketSource {
@@ -56,7 +57,7 @@ impl SocketSource {
                 max_line: cfg.max_line_bytes.0 as usize,
                 buffer,
                 metrics,
-                dead_letter: DeadLetter::new(dead_letter_dir, name),
+                dead_letter: DeadLetter::new(dead_letter_dir, name, at),
             }),
         })
     }
@@ -93,7 +94,7 @@ impl SocketSource {
         }
         let _ = std::fs::remove_file(&self.path);
         while conns.join_next().await.is_some() {}
-        self.ctx.dead_letter.close();
+        self.ctx.dead_letter.close().await;
     }
 }
 
