@@ -1,16 +1,21 @@
 //! The master key named by `[key]`, shared by the buffer (at rest), the
 //! dead letters and the sinks with `encryption = "envelope"`. Every call to
-//! it is counted in `wharf_shipper_kms_calls_total`.
+//! it that reaches the master key is counted in
+//! `wharf_shipper_kms_calls_total`.
 
 use std::sync::Arc;
 
-use wharf_envelope::{DataKey, EncryptionContext, KeyProvider, LocalKeyProvider, WrappedKey};
+use wharf_envelope::{
+    CacheLimits, DataKey, DataKeyCache, EncryptionContext, KeyProvider, LocalKeyProvider,
+    WrappedKey,
+};
 
 use crate::config::{Config, KeyConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
-/// The configured key provider.
+/// The configured key provider, behind a data-key cache (bounded by age,
+/// bytes and uses) so that buffer segments do not each cost a KMS call.
 pub async fn provider(cfg: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn KeyProvider>> {
     let inner: Arc<dyn KeyProvider> = match &cfg.key {
         KeyConfig::Local { path } => {
@@ -29,7 +34,8 @@ pub async fn provider(cfg: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Key
             ))
         }
     };
-    Ok(Arc::new(Counted { inner, metrics }))
+    let counted: Arc<dyn KeyProvider> = Arc::new(Counted { inner, metrics });
+    Ok(Arc::new(DataKeyCache::new(counted, CacheLimits::default())))
 }
 
 /// A provider that counts its calls.
