@@ -49,6 +49,9 @@ pub struct Metrics {
     /// Total bytes of the buffer's segment files.
     pub buffer_bytes: Gauge,
     problems: Mutex<BTreeMap<String, String>>,
+    /// Per sink: when the oldest event it has not had acknowledged was
+    /// accepted (epoch ms); the age gauge is computed from it at scrape.
+    oldest_pending: Mutex<BTreeMap<String, Option<u64>>>,
 }
 
 impl Default for Metrics {
@@ -76,6 +79,7 @@ impl Metrics {
             kms_calls: Family::default(),
             buffer_bytes: Gauge::default(),
             problems: Mutex::default(),
+            oldest_pending: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -140,6 +144,11 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        let now = chrono::Utc::now().timestamp_millis() as u64;
+        for (sink, since) in self.oldest_pending.lock().unwrap().iter() {
+            let age = since.map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
+            self.oldest_age(sink).set(age);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -203,8 +212,17 @@ impl Metrics {
     pub fn object_bytes(&self, sink: &str) -> Counter {
         self.object_bytes.get_or_create(&Self::sink(sink)).clone()
     }
+    /// Records when the oldest event `sink` has not had acknowledged was
+    /// accepted (`None`: it has everything acknowledged).
+    pub fn set_oldest_pending(&self, sink: &str, accepted_millis: Option<u64>) {
+        self.oldest_pending
+            .lock()
+            .unwrap()
+            .insert(sink.to_owned(), accepted_millis);
+    }
+
     /// Oldest unacknowledged event's age for a sink.
-    pub fn oldest_age(&self, sink: &str) -> Gauge<f64, AtomicU64> {
+    fn oldest_age(&self, sink: &str) -> Gauge<f64, AtomicU64> {
         self.oldest_age.get_or_create(&Self::sink(sink)).clone()
     }
     /// Counts one call to the master key.

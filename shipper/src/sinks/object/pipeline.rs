@@ -137,6 +137,10 @@ impl<S: ObjectStore> Pipeline<S> {
             let (dest, upload) = self.store.begin(&key).await?;
             let encoder = ObjectEncoder::new(dest, self.s.compression, sealing.as_ref())
                 .map_err(|e| Error::io(&key, e))?;
+            if self.open.is_empty() {
+                self.metrics
+                    .set_oldest_pending(&self.s.name, r.accepted_millis());
+            }
             self.open.insert(
                 partition.clone(),
                 Open {
@@ -195,11 +199,8 @@ impl<S: ObjectStore> Pipeline<S> {
     fn commit(&mut self, reader: &BufferReader) -> Result<()> {
         let oldest = self.open.values().min_by_key(|o| o.first_seq);
         let cursor = oldest.map_or(reader.position(), |o| o.first_seq);
-        let age = oldest.map_or(0.0, |o| {
-            let now = chrono::Utc::now().timestamp_millis() as u64;
-            now.saturating_sub(o.first_accepted) as f64 / 1000.0
-        });
-        self.metrics.oldest_age(&self.s.name).set(age);
+        self.metrics
+            .set_oldest_pending(&self.s.name, oldest.map(|o| o.first_accepted));
         self.buffer.commit(&self.s.name, cursor)
     }
 }
