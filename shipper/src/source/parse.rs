@@ -89,21 +89,15 @@ pub struct Parsed {
 
 /// Checks a line (trimmed, without its newline) and extracts its kind and time.
 pub fn parse_line(line: &[u8]) -> Result<Parsed, LineError> {
-    let head: Head<'_> = match serde_json::from_slice(line) {
-        Ok(h) => h,
-        Err(e) if e.classify() == serde_json::error::Category::Data => {
-            // Valid JSON of the wrong shape (an array, a number...).
-            return match serde_json::from_slice::<serde_json::Value>(line) {
-                Ok(serde_json::Value::Object(_)) => Err(LineError::NotJson(e.to_string())),
-                Ok(_) => Err(LineError::NotObject),
-                Err(e) => Err(LineError::NotJson(e.to_string())),
-            };
-        }
-        Err(e) => return Err(LineError::NotJson(e.to_string())),
-    };
     if line.first() != Some(&b'{') {
-        return Err(LineError::NotObject);
+        // Valid JSON of the wrong shape (an array, a number...) or not JSON.
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+            Ok(_) => Err(LineError::NotObject),
+            Err(e) => Err(LineError::NotJson(e.to_string())),
+        };
     }
+    let head: Head<'_> =
+        serde_json::from_slice(line).map_err(|e| LineError::NotJson(e.to_string()))?;
     let kind = match head.kind {
         None | Some(serde_json::Value::Null) => return Err(LineError::MissingKind),
         Some(serde_json::Value::String(s)) => {
