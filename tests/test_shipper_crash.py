@@ -94,3 +94,48 @@ def test_kill9_mid_stream_loses_no_acked_event(wharf_bin, localstack, tmp_path):
                 f"event {(c, n)} doubled under different ids but was acked before the kill")
             # A resend plus a redelivery can give more copies, never of an acked line under new ids.
     assert not open_multipart_uploads(BUCKET, prefix)
+
+
+def test_a_multipart_upload_cut_by_kill9_is_aborted_at_restart(wharf_bin, localstack, tmp_path):
+    import json
+    import random
+    import string
+    prefix = unique("shipper-mpu")
+    cfg = config(tmp_path, prefix, compression="none", max_age="10m", max_bytes="64 MiB")
+    sh = Shipper(wharf_bin("wharf-shipper"), tmp_path, cfg).start()
+    rnd = random.Random(7)
+    lines = [json.dumps({"kind": "log", "ts": 1_767_322_800_000, "cluster": "prod", "broker": 1, "client": 0, "n": n,
+                         "pad": "".join(rnd.choices(string.ascii_letters, k=400))}) for n in range(30_000)]
+    c = Client(sh.socket_path)
+    for i in range(0, len(lines), 2000):
+        c.send_lines(lines[i:i + 2000])
+    c.wait_acked(len(lines))
+    c.close()
+    # ~13 MiB in one open batch: parts of 5 MiB are already uploaded.
+    state = tmp_path / "data" / "sinks" / "s3" / "uploads"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        files = list(state.glob("*.json"))
+        if files and json.loads(files[0].read_text()).get("upload_id"):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"no multipart upload started:\n{sh.logs()}")
+    time.sleep(1)
+    sh.kill9()
+    assert open_multipart_uploads(BUCKET, prefix), "the cut upload is there before the restart"
+
+    sh2 = Shipper(wharf_bin("wharf-shipper"), tmp_path, cfg).start()
+    deadline = time.time() + 30
+    while open_multipart_uploads(BUCKET, prefix) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not open_multipart_uploads(BUCKET, prefix), "aborted at restart, never left dangling"
+    assert "aborted an upload" in sh2.logs()
+    assert sh2.stop() == 0, sh2.logs()
+    rows = []
+    objs = s3_objects(BUCKET, prefix)
+    for obj in objs:
+        rows += decode_object(obj["body"], "none")
+    assert sorted(r["n"] for r in rows) == list(range(30_000)), "delivered again, exactly once"
+    assert any(len(o["body"]) > 5 << 20 for o in objs), "it went up as a multipart upload"
+    assert not open_multipart_uploads(BUCKET, prefix)
