@@ -93,6 +93,7 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     compression: c.compression,
                     sealer,
                     batch: c.batch.clone(),
+                    stop: sinks_hard.clone(),
                 };
                 let store = FileStore::open(&c.directory)?;
                 let p = Pipeline::new(settings, store, buffer.clone(), metrics.clone());
@@ -106,6 +107,7 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     compression: c.compression,
                     sealer,
                     batch: c.batch.clone(),
+                    stop: sinks_hard.clone(),
                 };
                 let service = S3Service {
                     client: crate::sinks::s3::client(c).await,
