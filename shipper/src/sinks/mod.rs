@@ -2,6 +2,9 @@
 //! ...), one enum of their configs and one `match` to build them.
 //! [`retry`] holds the AWS error classifier every AWS sink uses.
 
+pub mod cloudwatch_logs;
+pub mod dead_letter;
+pub mod driver;
 pub mod file;
 pub mod object;
 pub mod retry;
@@ -17,6 +20,8 @@ pub enum SinkConfig {
     File(file::FileSinkConfig),
     /// Objects in an S3 bucket.
     S3(s3::S3SinkConfig),
+    /// Events into CloudWatch Logs.
+    CloudWatchLogs(cloudwatch_logs::CloudWatchLogsSinkConfig),
 }
 
 impl SinkConfig {
@@ -25,6 +30,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => &c.inputs,
             SinkConfig::S3(c) => &c.inputs,
+            SinkConfig::CloudWatchLogs(c) => &c.inputs,
         }
     }
 
@@ -33,6 +39,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => c.kinds.as_deref(),
             SinkConfig::S3(c) => c.kinds.as_deref(),
+            SinkConfig::CloudWatchLogs(c) => c.kinds.as_deref(),
         }
     }
 
@@ -42,6 +49,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => c.encryption == Encryption::Envelope,
             SinkConfig::S3(c) => c.encryption == Encryption::Envelope,
+            SinkConfig::CloudWatchLogs(_) => false,
         }
     }
 
@@ -50,6 +58,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => c.validate(key),
             SinkConfig::S3(c) => c.validate(key),
+            SinkConfig::CloudWatchLogs(c) => c.validate(key),
         }
     }
 }
