@@ -112,6 +112,18 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                 let d = crate::sinks::cloudwatch_logs::build(wiring, &c.target, format).await?;
                 sinks.spawn(async move { (task_name, d.run(soft).await) });
             }
+            SinkConfig::Firehose(c) => {
+                let wiring = crate::sinks::cloudwatch_logs::Wiring {
+                    name: name.clone(),
+                    filter: Filter::new(sc),
+                    buffer: buffer.clone(),
+                    metrics: metrics.clone(),
+                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics).await,
+                    hard_stop: sinks_hard.clone(),
+                };
+                let d = crate::sinks::firehose::build(wiring, c, provider.clone()).await?;
+                sinks.spawn(async move { (task_name, d.run(soft).await) });
+            }
             SinkConfig::S3(c) => {
                 let settings = PipelineSettings {
                     name: name.clone(),

@@ -246,6 +246,7 @@ impl Config {
             let sink = match t.kind.as_deref() {
                 Some("file") => SinkConfig::File(fig.extract_inner(&key).map_err(fail)?),
                 Some("s3") => SinkConfig::S3(fig.extract_inner(&key).map_err(fail)?),
+                Some("firehose") => SinkConfig::Firehose(fig.extract_inner(&key).map_err(fail)?),
                 Some("cloudwatch_logs") => {
                     SinkConfig::CloudWatchLogs(fig.extract_inner(&key).map_err(fail)?)
                 }

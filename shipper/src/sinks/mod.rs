@@ -6,6 +6,7 @@ pub mod cloudwatch_logs;
 pub mod dead_letter;
 pub mod driver;
 pub mod file;
+pub mod firehose;
 pub mod object;
 pub mod retry;
 pub mod s3;
@@ -22,6 +23,8 @@ pub enum SinkConfig {
     S3(s3::S3SinkConfig),
     /// Events into CloudWatch Logs.
     CloudWatchLogs(cloudwatch_logs::CloudWatchLogsSinkConfig),
+    /// Records into a Firehose delivery stream.
+    Firehose(firehose::FirehoseSinkConfig),
 }
 
 impl SinkConfig {
@@ -31,6 +34,7 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.inputs,
             SinkConfig::S3(c) => &c.inputs,
             SinkConfig::CloudWatchLogs(c) => &c.inputs,
+            SinkConfig::Firehose(c) => &c.inputs,
         }
     }
 
@@ -40,6 +44,7 @@ impl SinkConfig {
             SinkConfig::File(c) => c.kinds.as_deref(),
             SinkConfig::S3(c) => c.kinds.as_deref(),
             SinkConfig::CloudWatchLogs(c) => c.kinds.as_deref(),
+            SinkConfig::Firehose(c) => c.kinds.as_deref(),
         }
     }
 
@@ -50,6 +55,7 @@ impl SinkConfig {
             SinkConfig::File(c) => c.encryption == Encryption::Envelope,
             SinkConfig::S3(c) => c.encryption == Encryption::Envelope,
             SinkConfig::CloudWatchLogs(_) => false,
+            SinkConfig::Firehose(c) => c.encryption == firehose::FirehoseEncryption::Envelope,
         }
     }
 
@@ -59,6 +65,7 @@ impl SinkConfig {
             SinkConfig::File(c) => c.validate(key),
             SinkConfig::S3(c) => c.validate(key),
             SinkConfig::CloudWatchLogs(c) => c.validate(key),
+            SinkConfig::Firehose(c) => c.validate(key),
         }
     }
 }
