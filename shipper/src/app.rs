@@ -81,7 +81,7 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
     for (name, sc) in &cfg.sinks {
         let sealer = sc
             .uses_envelope()
-            .then(|| Sealer::new(provider.clone(), name, metrics.clone()));
+            .then(|| Sealer::new(provider.clone(), name));
         let soft = sinks_soft.clone();
         let task_name = name.clone();
         match sc {

@@ -27,12 +27,11 @@ pub async fn provider(cfg: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Key
             }
             Arc::new(LocalKeyProvider::open_or_create(&path)?)
         }
-        KeyConfig::Kms { .. } => {
-            return Err(Error::invalid(
-                "key.provider",
-                "the `kms` provider is not in this build yet; use provider = \"local\"",
-            ))
-        }
+        KeyConfig::Kms { key_id } => Arc::new(
+            wharf_envelope::kms::KmsProvider::from_env(Some(key_id.clone()))
+                .await
+                .map_err(|e| Error::invalid("key.key_id", e.to_string()))?,
+        ),
     };
     let counted: Arc<dyn KeyProvider> = Arc::new(Counted { inner, metrics });
     Ok(Arc::new(DataKeyCache::new(counted, CacheLimits::default())))

@@ -117,9 +117,10 @@ pub enum KeyConfig {
         #[serde(default)]
         path: Option<PathBuf>,
     },
-    /// An AWS KMS key (ARN, key id or alias).
+    /// An AWS KMS key, by key ARN or alias ARN (the ARN is recorded in
+    /// every message so that the AWS SDKs can decrypt).
     Kms {
-        /// The key.
+        /// The key ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID` or `...:alias/NAME`).
         key_id: String,
     },
 }

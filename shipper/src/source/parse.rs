@@ -63,19 +63,61 @@ impl std::fmt::Display for LineError {
 
 #[derive(Deserialize)]
 struct Head<'a> {
-    #[serde(default)]
-    kind: Option<serde_json::Value>,
     #[serde(borrow, default)]
-    ts: Option<Ts<'a>>,
+    kind: Option<Scalar<'a>>,
+    #[serde(borrow, default)]
+    ts: Option<Scalar<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Ts<'a> {
+/// A JSON value read without buffering: the hot path only needs `kind`
+/// and `ts`, and everything else is skipped in place.
+enum Scalar<'a> {
+    Str(std::borrow::Cow<'a, str>),
     Int(i64),
     Float(f64),
-    Str(std::borrow::Cow<'a, str>),
-    Other(serde_json::Value),
+    Other(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar<'a>, E> {
+                Ok(i64::try_from(v).map_or(Scalar::Other("a number out of range"), Scalar::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Other("a boolean"))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Other("null"))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Scalar<'a>, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other("an array"))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Scalar<'a>, A::Error> {
+                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other("an object"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 /// What a good line yields.
@@ -99,23 +141,25 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed, LineError> {
     let head: Head<'_> =
         serde_json::from_slice(line).map_err(|e| LineError::NotJson(e.to_string()))?;
     let kind = match head.kind {
-        None | Some(serde_json::Value::Null) => return Err(LineError::MissingKind),
-        Some(serde_json::Value::String(s)) => {
+        None | Some(Scalar::Other("null")) => return Err(LineError::MissingKind),
+        Some(Scalar::Str(s)) => {
             Kind::from_name(&s).ok_or_else(|| LineError::BadKind(format!("\"{s}\"")))?
         }
-        Some(other) => return Err(LineError::BadKind(other.to_string())),
+        Some(Scalar::Int(n)) => return Err(LineError::BadKind(n.to_string())),
+        Some(Scalar::Float(n)) => return Err(LineError::BadKind(n.to_string())),
+        Some(Scalar::Other(what)) => return Err(LineError::BadKind(what.into())),
     };
     let ts_millis = match head.ts {
         None => None,
-        Some(Ts::Int(ms)) => Some(ms),
-        Some(Ts::Float(ms)) if ms.is_finite() => Some(ms as i64),
-        Some(Ts::Float(ms)) => return Err(LineError::BadTs(ms.to_string())),
-        Some(Ts::Str(s)) => Some(
+        Some(Scalar::Int(ms)) => Some(ms),
+        Some(Scalar::Float(ms)) if ms.is_finite() => Some(ms as i64),
+        Some(Scalar::Float(ms)) => return Err(LineError::BadTs(ms.to_string())),
+        Some(Scalar::Str(s)) => Some(
             chrono::DateTime::parse_from_rfc3339(&s)
                 .map_err(|_| LineError::BadTs(format!("\"{s}\"")))?
                 .timestamp_millis(),
         ),
-        Some(Ts::Other(v)) => return Err(LineError::BadTs(v.to_string())),
+        Some(Scalar::Other(what)) => return Err(LineError::BadTs(what.into())),
     };
     Ok(Parsed { kind, ts_millis })
 }

@@ -118,7 +118,8 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     async fn add(&mut self, r: &Record) -> Result<()> {
-        let partition = self.s.template.partition(r, self.s.compression.extension());
+        let ext = self.s.compression.extension();
+        let partition = self.s.template.partition(r, ext);
         if !self.open.contains_key(&partition) {
             if self.open.len() >= MAX_OPEN_BATCHES {
                 let oldest = self

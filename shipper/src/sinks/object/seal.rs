@@ -1,30 +1,30 @@
 //! The one seam for object encryption (`encryption = "envelope"`): each
-//! object is an AWS Encryption SDK message under a fresh data key from the
-//! shipper's master key, with an encryption context naming the purpose,
-//! the sink and the object key.
+//! object is an AWS Encryption SDK message (v2, suite 0x0478, framed)
+//! under a data key from the shipper's master key, with an encryption
+//! context naming the purpose, the sink and the object key, so AWS's own
+//! SDKs and CLI (and `wharf decrypt`) decrypt it.
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::Arc;
 
+use wharf_envelope::message::{EncryptOptions, Encryptor};
 use wharf_envelope::{DataKey, EncryptionContext, KeyProvider, WrappedKey};
 
 use super::encode::ObjectWrite;
 use crate::error::Result;
-use crate::metrics::Metrics;
+
+/// Plaintext bytes per message frame: large frames cost less per byte.
+pub const FRAME_LENGTH: u32 = 64 << 10;
 
 /// Makes the data keys of one sink's objects.
 pub struct Sealer {
     provider: Arc<dyn KeyProvider>,
     sink: String,
-    #[allow(dead_code)]
-    metrics: Arc<Metrics>,
 }
 
 /// The key material of one object.
 pub struct Sealing {
-    #[allow(dead_code)]
     key: DataKey,
-    #[allow(dead_code)]
     wrapped: Vec<WrappedKey>,
     /// The encryption context in the message header.
     pub context: EncryptionContext,
@@ -32,15 +32,14 @@ pub struct Sealing {
 
 impl Sealer {
     /// A sealer for sink `sink`.
-    pub fn new(provider: Arc<dyn KeyProvider>, sink: &str, metrics: Arc<Metrics>) -> Sealer {
+    pub fn new(provider: Arc<dyn KeyProvider>, sink: &str) -> Sealer {
         Sealer {
             provider,
             sink: sink.to_owned(),
-            metrics,
         }
     }
 
-    /// Key material for the object `object_key` (one GenerateDataKey call).
+    /// Key material for the object `object_key`.
     pub async fn start(&self, object_key: &str) -> Result<Sealing> {
         let mut context = EncryptionContext::new();
         context.insert("purpose".into(), "wharf-shipper-object".into());
@@ -55,11 +54,29 @@ impl Sealer {
     }
 }
 
+struct Sealed(Encryptor<Box<dyn ObjectWrite>>);
+
+impl Write for Sealed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ObjectWrite for Sealed {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.0.finish().map_err(io::Error::other)?.finish()
+    }
+}
+
 impl Sealing {
     /// Wraps `dest` so that what is written becomes an encrypted message.
     pub fn wrap(&self, dest: Box<dyn ObjectWrite>) -> io::Result<Box<dyn ObjectWrite>> {
-        // The AWS Encryption SDK message writer lands with `envelope`'s
-        // message format; until then objects pass through unchanged.
-        Ok(dest)
+        let opts = EncryptOptions::default().frame_length(FRAME_LENGTH);
+        let enc = Encryptor::with_data_key(dest, &self.key, self.wrapped.clone(), self.context.clone(), &opts)
+            .map_err(io::Error::other)?;
+        Ok(Box::new(Sealed(enc)))
     }
 }

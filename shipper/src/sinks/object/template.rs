@@ -35,7 +35,10 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyTemplate {
     parts: Vec<Part>,
-    has_fields: bool,
+    /// Top-level fields the template reads (first names of the paths).
+    wanted: Vec<String>,
+    /// The time parts rendered for the last second seen.
+    time_cache: Option<(i64, Vec<String>)>,
 }
 
 impl KeyTemplate {
@@ -101,35 +104,67 @@ impl KeyTemplate {
         if text.starts_with('/') {
             return Err(format!("`{text}` must not start with `/`"));
         }
-        let has_fields = parts.iter().any(|p| matches!(p, Part::Field(_)));
-        Ok(KeyTemplate { parts, has_fields })
+        let mut wanted: Vec<String> = Vec::new();
+        for p in &parts {
+            if let Part::Field(path) = p {
+                if !wanted.contains(&path[0]) {
+                    wanted.push(path[0].clone());
+                }
+            }
+        }
+        Ok(KeyTemplate {
+            parts,
+            wanted,
+            time_cache: None,
+        })
     }
 
     /// The key with everything but `{uuid}` filled in from `record`:
     /// records with the same partition go to the same object.
-    pub fn partition(&self, record: &Record, ext: &str) -> String {
-        let fields: Option<BTreeMap<Cow<'_, str>, &RawValue>> = if self.has_fields {
-            serde_json::from_slice(&record.line).ok()
+    pub fn partition(&mut self, record: &Record, ext: &str) -> String {
+        let fields = if self.wanted.is_empty() {
+            Vec::new()
         } else {
-            None
+            pick_fields(&record.line, &self.wanted)
         };
-        let time = DateTime::<Utc>::from_timestamp_millis(record.ts_millis).unwrap_or_default();
+        let second = record.ts_millis.div_euclid(1000);
+        if self.time_cache.as_ref().map(|(s, _)| *s) != Some(second) {
+            let time = DateTime::<Utc>::from_timestamp(second, 0).unwrap_or_default();
+            let rendered = self
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Time(f) => Some(time.format(f).to_string()),
+                    _ => None,
+                })
+                .collect();
+            self.time_cache = Some((second, rendered));
+        }
+        let times = &self.time_cache.as_ref().expect("filled above").1;
+        let mut next_time = 0;
         let mut out = String::with_capacity(96);
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
-                Part::Time(f) => {
-                    use std::fmt::Write;
-                    let _ = write!(out, "{}", time.format(f));
+                Part::Time(_) => {
+                    out.push_str(&times[next_time]);
+                    next_time += 1;
                 }
                 Part::Uuid => out.push_str("{uuid}"),
                 Part::Ext => out.push_str(ext),
                 Part::Kind => out.push_str(record.kind.as_str()),
                 Part::Source => push_clean(&mut out, &record.source),
-                Part::Field(path) => match fields.as_ref().and_then(|f| lookup(f, path)) {
-                    Some(v) => push_clean(&mut out, &v),
-                    None => out.push_str(MISSING),
-                },
+                Part::Field(path) => {
+                    let raw = self
+                        .wanted
+                        .iter()
+                        .position(|w| *w == path[0])
+                        .and_then(|i| fields.get(i).copied().flatten());
+                    match raw.and_then(|r| lookup(r, &path[1..])) {
+                        Some(v) => push_clean(&mut out, &v),
+                        None => out.push_str(MISSING),
+                    }
+                }
             }
         }
         out
@@ -141,9 +176,38 @@ impl KeyTemplate {
     }
 }
 
-fn lookup(fields: &BTreeMap<Cow<'_, str>, &RawValue>, path: &[String]) -> Option<String> {
-    let mut raw: &RawValue = fields.get(path[0].as_str())?;
-    for name in &path[1..] {
+/// The raw values of the `wanted` top-level fields of a JSON object,
+/// skipping everything else in place (no map is built).
+fn pick_fields<'a>(line: &'a [u8], wanted: &[String]) -> Vec<Option<&'a RawValue>> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct V<'w>(&'w [String]);
+    impl<'de, 'w> Visitor<'de> for V<'w> {
+        type Value = Vec<Option<&'de RawValue>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = vec![None; self.0.len()];
+            while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                match self.0.iter().position(|w| **w == *k) {
+                    Some(i) => out[i] = Some(m.next_value::<&'de RawValue>()?),
+                    None => {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(line);
+    (&mut de)
+        .deserialize_map(V(wanted))
+        .unwrap_or_else(|_| vec![None; wanted.len()])
+}
+
+fn lookup(raw: &RawValue, rest: &[String]) -> Option<String> {
+    let mut raw: &RawValue = raw;
+    for name in rest {
         let inner: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get()).ok()?;
         raw = inner.get(name.as_str())?;
     }
@@ -191,7 +255,7 @@ mod tests {
 
     #[test]
     fn hive_partitions_from_fields_and_event_time() {
-        let t = KeyTemplate::parse(
+        let mut t = KeyTemplate::parse(
             "logs/cluster={cluster}/broker={broker}/dt=%Y-%m-%d/hour=%H/{uuid}.{ext}",
         )
         .unwrap();
@@ -214,7 +278,7 @@ mod tests {
 
     #[test]
     fn missing_nested_and_unsafe_values() {
-        let t = KeyTemplate::parse("{kind}/c={fields.cluster}/b={broker}/{source}/{uuid}").unwrap();
+        let mut t = KeyTemplate::parse("{kind}/c={fields.cluster}/b={broker}/{source}/{uuid}").unwrap();
         let r = rec(r#"{"fields":{"cluster":"a/b c"},"broker":null}"#, 0);
         assert_eq!(
             t.partition(&r, "x"),
