@@ -124,6 +124,17 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                 let d = crate::sinks::firehose::build(wiring, c, provider.clone()).await?;
                 sinks.spawn(async move { (task_name, d.run(soft).await) });
             }
+            SinkConfig::CloudWatchMetrics(c) => {
+                let wiring = crate::sinks::cloudwatch_logs::Wiring {
+                    name: name.clone(),
+                    filter: Filter::new(sc),
+                    buffer: buffer.clone(),
+                    metrics: metrics.clone(),
+                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics).await,
+                    hard_stop: sinks_hard.clone(),
+                };
+                crate::sinks::cloudwatch_metrics::spawn(wiring, c, soft, &mut sinks).await?;
+            }
             SinkConfig::S3(c) => {
                 let settings = PipelineSettings {
                     name: name.clone(),

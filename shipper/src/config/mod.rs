@@ -248,6 +248,9 @@ impl Config {
                 Some("file") => SinkConfig::File(fig.extract_inner(&key).map_err(fail)?),
                 Some("s3") => SinkConfig::S3(fig.extract_inner(&key).map_err(fail)?),
                 Some("firehose") => SinkConfig::Firehose(fig.extract_inner(&key).map_err(fail)?),
+                Some("cloudwatch_metrics") => {
+                    SinkConfig::CloudWatchMetrics(fig.extract_inner(&key).map_err(fail)?)
+                }
                 Some("cloudwatch_logs") => {
                     SinkConfig::CloudWatchLogs(fig.extract_inner(&key).map_err(fail)?)
                 }

@@ -3,6 +3,7 @@
 //! [`retry`] holds the AWS error classifier every AWS sink uses.
 
 pub mod cloudwatch_logs;
+pub mod cloudwatch_metrics;
 pub mod dead_letter;
 pub mod driver;
 pub mod file;
@@ -25,6 +26,8 @@ pub enum SinkConfig {
     CloudWatchLogs(cloudwatch_logs::CloudWatchLogsSinkConfig),
     /// Records into a Firehose delivery stream.
     Firehose(firehose::FirehoseSinkConfig),
+    /// Metrics into CloudWatch.
+    CloudWatchMetrics(cloudwatch_metrics::CloudWatchMetricsSinkConfig),
 }
 
 impl SinkConfig {
@@ -35,6 +38,7 @@ impl SinkConfig {
             SinkConfig::S3(c) => &c.inputs,
             SinkConfig::CloudWatchLogs(c) => &c.inputs,
             SinkConfig::Firehose(c) => &c.inputs,
+            SinkConfig::CloudWatchMetrics(c) => &c.inputs,
         }
     }
 
@@ -45,6 +49,11 @@ impl SinkConfig {
             SinkConfig::S3(c) => c.kinds.as_deref(),
             SinkConfig::CloudWatchLogs(c) => c.kinds.as_deref(),
             SinkConfig::Firehose(c) => c.kinds.as_deref(),
+            SinkConfig::CloudWatchMetrics(c) => Some(
+                c.kinds
+                    .as_deref()
+                    .unwrap_or(cloudwatch_metrics::METRIC_ONLY),
+            ),
         }
     }
 
@@ -56,6 +65,7 @@ impl SinkConfig {
             SinkConfig::S3(c) => c.encryption == Encryption::Envelope,
             SinkConfig::CloudWatchLogs(_) => false,
             SinkConfig::Firehose(c) => c.encryption == firehose::FirehoseEncryption::Envelope,
+            SinkConfig::CloudWatchMetrics(_) => false,
         }
     }
 
@@ -66,6 +76,7 @@ impl SinkConfig {
             SinkConfig::S3(c) => c.validate(key),
             SinkConfig::CloudWatchLogs(c) => c.validate(key),
             SinkConfig::Firehose(c) => c.validate(key),
+            SinkConfig::CloudWatchMetrics(c) => c.validate(key),
         }
     }
 }
