@@ -104,7 +104,14 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     filter: Filter::new(sc),
                     buffer: buffer.clone(),
                     metrics: metrics.clone(),
-                    dead_letter: dead_letter(&c.target.dead_letter, name, &data, &provider, &metrics).await,
+                    dead_letter: dead_letter(
+                        &c.target.dead_letter,
+                        name,
+                        &data,
+                        &provider,
+                        &metrics,
+                    )
+                    .await,
                     hard_stop: sinks_hard.clone(),
                 };
                 let (g, s) = c.target.templates(&format!("sinks.{name}"))?;
@@ -118,7 +125,8 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     filter: Filter::new(sc),
                     buffer: buffer.clone(),
                     metrics: metrics.clone(),
-                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics).await,
+                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics)
+                        .await,
                     hard_stop: sinks_hard.clone(),
                 };
                 let d = crate::sinks::firehose::build(wiring, c, provider.clone()).await?;
@@ -130,7 +138,8 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     filter: Filter::new(sc),
                     buffer: buffer.clone(),
                     metrics: metrics.clone(),
-                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics).await,
+                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics)
+                        .await,
                     hard_stop: sinks_hard.clone(),
                 };
                 crate::sinks::cloudwatch_metrics::spawn(wiring, c, soft, &mut sinks).await?;
@@ -245,8 +254,7 @@ async fn dead_letter(
 ) -> Arc<crate::sinks::dead_letter::SinkDeadLetter> {
     let at = AtRest::new(provider.clone(), "wharf-shipper-dead-letter");
     Arc::new(
-        crate::sinks::dead_letter::SinkDeadLetter::open(cfg, sink, data, at, metrics.clone())
-            .await,
+        crate::sinks::dead_letter::SinkDeadLetter::open(cfg, sink, data, at, metrics.clone()).await,
     )
 }
 

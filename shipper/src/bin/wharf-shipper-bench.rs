@@ -265,7 +265,9 @@ fn main() -> Result<()> {
     println!("| comp | encrypt  |    events | durable ev/s | MiB/s | file ev/s | MiB/s | CPU s | MiB/CPU-s | RSS MiB | latency s |");
     println!("|------|----------|-----------|-----------|---------|-----------|---------|---------|-----------|--------|--------|");
     for r in &args.runs {
-        let (c, e) = r.split_once('/').context("runs are COMPRESSION/ENCRYPTION")?;
+        let (c, e) = r
+            .split_once('/')
+            .context("runs are COMPRESSION/ENCRYPTION")?;
         run(&args, &shipper, c, e)?;
     }
     Ok(())

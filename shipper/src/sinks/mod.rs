@@ -12,6 +12,9 @@ pub mod object;
 pub mod retry;
 pub mod s3;
 
+#[cfg(test)]
+mod config_tests;
+
 use crate::error::Result;
 use crate::record::Kind;
 

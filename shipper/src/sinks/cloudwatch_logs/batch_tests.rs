@@ -47,7 +47,11 @@ fn run(b: &mut LogBatcher, recs: Vec<Arc<Record>>) -> (Vec<LogBatch>, Vec<DeadEv
 
 fn check_rules(batches: &[LogBatch]) {
     for b in batches {
-        assert!(b.counted_bytes() <= MAX_BATCH_BYTES, "{}", b.counted_bytes());
+        assert!(
+            b.counted_bytes() <= MAX_BATCH_BYTES,
+            "{}",
+            b.counted_bytes()
+        );
         assert!(b.events.len() <= MAX_BATCH_EVENTS);
         assert!(b.events.windows(2).all(|w| w[0].ts <= w[1].ts), "sorted");
         let span = b.events.last().unwrap().ts - b.events[0].ts;
@@ -59,7 +63,9 @@ fn check_rules(batches: &[LogBatch]) {
 #[test]
 fn out_of_order_events_are_sorted_within_a_batch() {
     let mut b = batcher(limits());
-    let recs = (0..100).map(|i| rec(i, NOW - 1000 * ((i * 37) % 100) as i64, 10)).collect();
+    let recs = (0..100)
+        .map(|i| rec(i, NOW - 1000 * ((i * 37) % 100) as i64, 10))
+        .collect();
     let (batches, dead) = run(&mut b, recs);
     assert!(dead.is_empty());
     assert_eq!(batches.len(), 1);
@@ -74,7 +80,10 @@ fn ten_thousand_events_and_one_mebibyte_counting_26_bytes_each() {
     let recs: Vec<_> = (0..25_000).map(|i| rec(i, NOW, 1)).collect();
     let (batches, _) = run(&mut b, recs);
     check_rules(&batches);
-    assert_eq!(batches.iter().map(|b| b.events.len()).sum::<usize>(), 25_000);
+    assert_eq!(
+        batches.iter().map(|b| b.events.len()).sum::<usize>(),
+        25_000
+    );
     assert_eq!(batches[0].events.len(), 10_000);
 
     // 1000-byte messages: 1,048,576 / (msg + 26) events fit.
@@ -83,7 +92,10 @@ fn ten_thousand_events_and_one_mebibyte_counting_26_bytes_each() {
     let msg = recs[0].line.len();
     let (batches, _) = run(&mut b, recs);
     check_rules(&batches);
-    assert_eq!(batches[0].events.len(), MAX_BATCH_BYTES / (msg + EVENT_OVERHEAD));
+    assert_eq!(
+        batches[0].events.len(),
+        MAX_BATCH_BYTES / (msg + EVENT_OVERHEAD)
+    );
 }
 
 #[test]
@@ -112,7 +124,10 @@ fn too_old_and_too_new_are_refused_before_sending() {
         rec(3, NOW + MAX_FUTURE_MS - 60_000, 1),
     ];
     let (batches, dead) = run(&mut b, recs);
-    let reasons: Vec<_> = dead.iter().map(|d| (d.record.seq, d.reason.as_str())).collect();
+    let reasons: Vec<_> = dead
+        .iter()
+        .map(|d| (d.record.seq, d.reason.as_str()))
+        .collect();
     assert_eq!(reasons, vec![(0, "too_old"), (1, "too_new")]);
     // The two kept events are 14 days apart: two batches.
     assert_eq!(batches.len(), 2);
@@ -165,9 +180,7 @@ fn truncation_keeps_utf8_whole() {
 
 #[test]
 fn streams_batch_separately_and_the_cursor_holds_the_oldest_open() {
-    let f: Format = Box::new(|r: &Record| {
-        Ok(("g".into(), format!("s{}", r.seq % 2), "m".into()))
-    });
+    let f: Format = Box::new(|r: &Record| Ok(("g".into(), format!("s{}", r.seq % 2), "m".into())));
     let mut b = LogBatcher::new(limits(), f).with_clock(|| NOW);
     let (mut ready, mut dead) = (Vec::new(), Vec::new());
     for i in 5..9 {

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::batch::{
-    Limits, Oversize, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_AGE_MS,
-};
+use super::batch::{Limits, Oversize, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_AGE_MS};
 use super::template::{NameKind, NameTemplate};
 use crate::config::{ByteSize, Span};
 use crate::error::{Error, Result};
@@ -20,21 +18,47 @@ pub const RETENTION_DAYS: &[u32] = &[
     3288, 3653,
 ];
 
-/// The CloudWatch Logs sink. (Unknown keys are refused by [`LogsTarget`],
-/// which takes every key but `type`, `inputs` and `kinds`.)
-#[derive(Debug, Clone, Deserialize)]
+/// The CloudWatch Logs sink: `type`, `inputs` and `kinds`, and every
+/// other key read (strictly: unknown keys are refused) into [`LogsTarget`].
+#[derive(Debug, Clone)]
 pub struct CloudWatchLogsSinkConfig {
     /// Always `"cloudwatch_logs"`.
-    #[serde(rename = "type")]
     pub kind: String,
     /// Sources this sink takes events from.
     pub inputs: Vec<String>,
     /// Only these kinds (default: all).
-    #[serde(default)]
     pub kinds: Option<Vec<Kind>>,
     /// Everything else: names, groups, batches, failures.
-    #[serde(flatten)]
     pub target: LogsTarget,
+}
+
+impl<'de> Deserialize<'de> for CloudWatchLogsSinkConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "type")]
+            kind: String,
+            inputs: Vec<String>,
+            #[serde(default)]
+            kinds: Option<Vec<Kind>>,
+        }
+        let mut all = serde_json::Map::deserialize(d)?;
+        let mut head = serde_json::Map::new();
+        for k in ["type", "inputs", "kinds"] {
+            if let Some(v) = all.remove(k) {
+                head.insert(k.into(), v);
+            }
+        }
+        let h: Head = serde_json::from_value(head.into()).map_err(D::Error::custom)?;
+        let target: LogsTarget = serde_json::from_value(all.into()).map_err(D::Error::custom)?;
+        Ok(CloudWatchLogsSinkConfig {
+            kind: h.kind,
+            inputs: h.inputs,
+            kinds: h.kinds,
+            target,
+        })
+    }
 }
 
 /// Where and how events are sent: the CloudWatch Logs sink's options,
@@ -129,7 +153,6 @@ impl CloudWatchLogsSinkConfig {
 }
 
 impl LogsTarget {
-
     /// The group and stream templates.
     pub fn templates(&self, key: &str) -> Result<(NameTemplate, NameTemplate)> {
         let g = NameTemplate::parse(&self.group, NameKind::Group)

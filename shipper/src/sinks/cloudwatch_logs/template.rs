@@ -101,11 +101,7 @@ impl NameTemplate {
         let clean: String = out
             .chars()
             .map(|c| match self.kind {
-                NameKind::Group
-                    if !(c.is_ascii_alphanumeric() || "_-/.#".contains(c)) =>
-                {
-                    '_'
-                }
+                NameKind::Group if !(c.is_ascii_alphanumeric() || "_-/.#".contains(c)) => '_',
                 NameKind::Stream if c == ':' || c == '*' => '_',
                 _ => c,
             })

@@ -106,18 +106,18 @@ impl Agg {
                 None => {
                     *self.counts.entry(v.to_bits()).or_default() += 1.0;
                     if self.counts.len() > MAX_VALUES {
-                        self.to_stats();
+                        self.switch_to_stats();
                     }
                 }
             },
             Measure::Stats(o) => {
-                self.to_stats();
+                self.switch_to_stats();
                 self.stats = Some(self.stats.map_or(o, |s| s.merge(o)));
             }
         }
     }
 
-    fn to_stats(&mut self) {
+    fn switch_to_stats(&mut self) {
         let mut s: Option<Stats> = None;
         for (bits, n) in std::mem::take(&mut self.counts) {
             let v = f64::from_bits(bits);
@@ -179,7 +179,12 @@ impl MetricBatcher {
         for (k, a) in aggs {
             let values = match a.stats {
                 Some(s) => Values::Stats(s),
-                None => Values::Counts(a.counts.iter().map(|(b, n)| (f64::from_bits(*b), *n)).collect()),
+                None => Values::Counts(
+                    a.counts
+                        .iter()
+                        .map(|(b, n)| (f64::from_bits(*b), *n))
+                        .collect(),
+                ),
             };
             let d = Datum {
                 name: k.name,
@@ -201,7 +206,11 @@ impl MetricBatcher {
                 bytes = 0;
             }
             bytes += size;
-            batch.min_seq = a.records.iter().map(|r| r.seq).fold(batch.min_seq, u64::min);
+            batch.min_seq = a
+                .records
+                .iter()
+                .map(|r| r.seq)
+                .fold(batch.min_seq, u64::min);
             batch.datums.push(d);
             batch.records.push(a.records);
         }

@@ -117,7 +117,10 @@ impl CloudWatchMetricsSinkConfig {
             ));
         }
         if self.max_age.0 < Duration::from_millis(10) {
-            return Err(Error::invalid(format!("{key}.max_age"), "must be at least 10ms"));
+            return Err(Error::invalid(
+                format!("{key}.max_age"),
+                "must be at least 10ms",
+            ));
         }
         if self.max_in_flight == 0 || self.max_in_flight > 64 {
             return Err(Error::invalid(
@@ -125,7 +128,11 @@ impl CloudWatchMetricsSinkConfig {
                 "must be between 1 and 64",
             ));
         }
-        if self.dimensions.values().any(|d| d.is_empty() || d.len() > 255) {
+        if self
+            .dimensions
+            .values()
+            .any(|d| d.is_empty() || d.len() > 255)
+        {
             return Err(Error::invalid(
                 format!("{key}.dimensions"),
                 "dimension names must have 1 to 255 characters",

@@ -69,7 +69,11 @@ pub fn format(
             None
         };
         let doc = document(r, &namespace, resolution, &dims)?;
-        Ok((group.render(r, event.as_ref()), stream.render(r, event.as_ref()), doc))
+        Ok((
+            group.render(r, event.as_ref()),
+            stream.render(r, event.as_ref()),
+            doc,
+        ))
     })
 }
 
@@ -88,7 +92,13 @@ mod tests {
             source: Arc::from("b"),
             line: br#"{"kind":"metric","name":"BytesInPerSec","value":3,"unit":"Bytes/Second","cluster":"prod","broker":2}"#.to_vec(),
         };
-        let d = document(&r, "Wharf/Kafka", 60, &super::super::parse::msk_dimensions()).unwrap();
+        let d = document(
+            &r,
+            "Wharf/Kafka",
+            60,
+            &super::super::parse::msk_dimensions(),
+        )
+        .unwrap();
         let v: Value = serde_json::from_str(&d).unwrap();
         let m = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(m["Namespace"], "Wharf/Kafka");

@@ -138,7 +138,8 @@ pub fn parse(line: &[u8], map: &BTreeMap<String, String>) -> Result<Sample, Stri
         Measure::Value(v)
     } else if let Some(s) = stats_obj {
         let st = Stats {
-            count: num(s, &["count", "sample_count", "SampleCount"]).ok_or("statistic_set_without_count")?,
+            count: num(s, &["count", "sample_count", "SampleCount"])
+                .ok_or("statistic_set_without_count")?,
             sum: num(s, &["sum", "Sum"]).ok_or("statistic_set_without_sum")?,
             min: num(s, &["min", "minimum", "Minimum"]).ok_or("statistic_set_without_min")?,
             max: num(s, &["max", "maximum", "Maximum"]).ok_or("statistic_set_without_max")?,
@@ -171,8 +172,20 @@ mod tests {
         .unwrap();
         assert_eq!(s.name, "BytesInPerSec");
         assert_eq!(s.measure, Measure::Value(2.5));
-        let dims: Vec<_> = s.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        assert_eq!(dims, ["Broker ID=1", "Cluster Name=prod", "Topic=orders", "extra=x"]);
+        let dims: Vec<_> = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            dims,
+            [
+                "Broker ID=1",
+                "Cluster Name=prod",
+                "Topic=orders",
+                "extra=x"
+            ]
+        );
     }
 
     #[test]
@@ -184,14 +197,29 @@ mod tests {
         .unwrap();
         assert_eq!(
             s.measure,
-            Measure::Stats(Stats { count: 3.0, sum: 6.0, min: 1.0, max: 3.0 })
+            Measure::Stats(Stats {
+                count: 3.0,
+                sum: 6.0,
+                min: 1.0,
+                max: 3.0
+            })
         );
         let m = msk_dimensions();
-        assert_eq!(parse(br#"{"kind":"metric","value":1}"#, &m).unwrap_err(), "metric_without_name");
-        assert_eq!(parse(br#"{"kind":"metric","name":"x"}"#, &m).unwrap_err(), "metric_without_value");
-        let many: serde_json::Map<String, Value> =
-            (0..31).map(|i| (format!("d{i}"), Value::from("v"))).collect();
+        assert_eq!(
+            parse(br#"{"kind":"metric","value":1}"#, &m).unwrap_err(),
+            "metric_without_name"
+        );
+        assert_eq!(
+            parse(br#"{"kind":"metric","name":"x"}"#, &m).unwrap_err(),
+            "metric_without_value"
+        );
+        let many: serde_json::Map<String, Value> = (0..31)
+            .map(|i| (format!("d{i}"), Value::from("v")))
+            .collect();
         let line = serde_json::json!({"name":"x","value":1,"dimensions":many}).to_string();
-        assert_eq!(parse(line.as_bytes(), &m).unwrap_err(), "too_many_dimensions");
+        assert_eq!(
+            parse(line.as_bytes(), &m).unwrap_err(),
+            "too_many_dimensions"
+        );
     }
 }

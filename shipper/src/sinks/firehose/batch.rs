@@ -220,7 +220,10 @@ mod tests {
             for r in &b.records {
                 assert!(r.data.len() <= pack);
                 assert!(encoded_bound(r.data.len(), encrypted) <= MAX_RECORD_BYTES);
-                assert_eq!(r.data.iter().filter(|&&c| c == b'\n').count(), r.events.len());
+                assert_eq!(
+                    r.data.iter().filter(|&&c| c == b'\n').count(),
+                    r.events.len()
+                );
             }
         }
     }
@@ -235,7 +238,11 @@ mod tests {
         let events: usize = batches[0].records.iter().map(|r| r.events.len()).sum();
         assert_eq!(events, 1000);
         // ~110 bytes each: ~90 per record, so ~12 records rather than 1000.
-        assert!(batches[0].records.len() <= 13, "{}", batches[0].records.len());
+        assert!(
+            batches[0].records.len() <= 13,
+            "{}",
+            batches[0].records.len()
+        );
     }
 
     #[test]
@@ -264,7 +271,12 @@ mod tests {
         let mut b = FirehoseBatcher::new(pack, true, Duration::from_secs(1));
         let (batches, dead) = run(
             &mut b,
-            vec![rec(0, 100), rec(1, pack + 1), rec(2, 300 << 10), rec(3, 500 << 10)],
+            vec![
+                rec(0, 100),
+                rec(1, pack + 1),
+                rec(2, 300 << 10),
+                rec(3, 500 << 10),
+            ],
         );
         check(&batches, pack, true);
         assert_eq!(dead.len(), 1);

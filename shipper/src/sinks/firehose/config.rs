@@ -85,7 +85,10 @@ impl FirehoseSinkConfig {
         {
             return Err(Error::invalid(
                 format!("{key}.delivery_stream"),
-                format!("`{}` is not a delivery stream name (1 to 64 letters, digits, `_`, `.` or `-`)", self.delivery_stream),
+                format!(
+                    "`{}` is not a delivery stream name (1 to 64 letters, digits, `_`, `.` or `-`)",
+                    self.delivery_stream
+                ),
             ));
         }
         if self.record_bytes.0 < 1024 || self.record_bytes.0 > MAX_RECORD_BYTES as u64 {
@@ -95,7 +98,10 @@ impl FirehoseSinkConfig {
             ));
         }
         if self.max_attempts == 0 {
-            return Err(Error::invalid(format!("{key}.max_attempts"), "must be at least 1"));
+            return Err(Error::invalid(
+                format!("{key}.max_attempts"),
+                "must be at least 1",
+            ));
         }
         if self.max_in_flight == 0 || self.max_in_flight > 64 {
             return Err(Error::invalid(
@@ -104,7 +110,10 @@ impl FirehoseSinkConfig {
             ));
         }
         if self.max_age.0 < Duration::from_millis(10) {
-            return Err(Error::invalid(format!("{key}.max_age"), "must be at least 10ms"));
+            return Err(Error::invalid(
+                format!("{key}.max_age"),
+                "must be at least 10ms",
+            ));
         }
         let _ = (MAX_BATCH_BYTES, MAX_BATCH_RECORDS);
         Ok(())

@@ -88,8 +88,7 @@ impl FirehoseService {
         context.insert("purpose".into(), "wharf-shipper-firehose".into());
         context.insert("sink".into(), self.sink.clone());
         context.insert("delivery_stream".into(), self.stream.clone());
-        let sealed =
-            wharf_envelope::message::encrypt(provider.as_ref(), &context, &p.data).await?;
+        let sealed = wharf_envelope::message::encrypt(provider.as_ref(), &context, &p.data).await?;
         let mut out = base64::engine::general_purpose::STANDARD
             .encode(sealed)
             .into_bytes();
@@ -125,7 +124,12 @@ impl Sender for FirehoseService {
         while !pending.is_empty() {
             let records: Vec<FhRecord> = pending
                 .iter()
-                .map(|&i| FhRecord::builder().data(data[i].clone()).build().expect("data set"))
+                .map(|&i| {
+                    FhRecord::builder()
+                        .data(data[i].clone())
+                        .build()
+                        .expect("data set")
+                })
                 .collect();
             let call = self
                 .client
@@ -149,7 +153,10 @@ impl Sender for FirehoseService {
                     let failed = codes.iter().flatten().count();
                     let first = codes.iter().flatten().next().cloned().unwrap_or_default();
                     let throttled = codes.iter().flatten().any(|c| {
-                        let f = ErrorFacts { code: Some(c.clone()), ..Default::default() };
+                        let f = ErrorFacts {
+                            code: Some(c.clone()),
+                            ..Default::default()
+                        };
                         matches!(classify(&f), Decision::Throttled(_))
                     });
                     (
@@ -161,7 +168,10 @@ impl Sender for FirehoseService {
                 Err(e) => {
                     let facts = ErrorFacts::from_sdk(&e);
                     let d = classify(&facts);
-                    let code = facts.code.clone().unwrap_or_else(|| "InternalFailure".into());
+                    let code = facts
+                        .code
+                        .clone()
+                        .unwrap_or_else(|| "InternalFailure".into());
                     // A stream that is missing or forbidden is a setup
                     // problem, not the records': retry slowly, uncounted.
                     let setup = code == "ResourceNotFoundException"
@@ -175,7 +185,11 @@ impl Sender for FirehoseService {
                     (
                         vec![Some(code); pending.len()],
                         d,
-                        format!("PutRecordBatch to `{}` failed: {}", self.stream, facts.describe()),
+                        format!(
+                            "PutRecordBatch to `{}` failed: {}",
+                            self.stream,
+                            facts.describe()
+                        ),
                     )
                 }
             };
@@ -198,7 +212,10 @@ impl Sender for FirehoseService {
             if pending.is_empty() {
                 break;
             }
-            let retried: u64 = pending.iter().map(|&i| batch.records[i].events.len() as u64).sum();
+            let retried: u64 = pending
+                .iter()
+                .map(|&i| batch.records[i].events.len() as u64)
+                .sum();
             self.metrics.retried(&self.sink).inc_by(retried);
             let delay = backoff.next_delay(decision);
             tracing::warn!(sink = %self.sink, retry_in = ?delay, "{text}");

@@ -278,7 +278,8 @@ mod tests {
 
     #[test]
     fn missing_nested_and_unsafe_values() {
-        let mut t = KeyTemplate::parse("{kind}/c={fields.cluster}/b={broker}/{source}/{uuid}").unwrap();
+        let mut t =
+            KeyTemplate::parse("{kind}/c={fields.cluster}/b={broker}/{source}/{uuid}").unwrap();
         let r = rec(r#"{"fields":{"cluster":"a/b c"},"broker":null}"#, 0);
         assert_eq!(
             t.partition(&r, "x"),
