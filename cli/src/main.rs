@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod crypt;
 mod files;
+mod keys;
 mod keyspec;
 
 /// Wharf: a Kafka service with observability built in.
@@ -27,6 +28,8 @@ enum Command {
     Encrypt(crypt::EncryptArgs),
     /// Decrypt an AWS Encryption SDK message (suites 0x0478 and 0x0578).
     Decrypt(crypt::DecryptArgs),
+    /// Manage master keys: `wharf keys rotate DIR --to KEY`.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Encrypt(args) => crypt::encrypt(args).await,
             Command::Decrypt(args) => crypt::decrypt(args).await,
+            Command::Keys(args) => keys::run(args).await,
         }
     });
     match result {
