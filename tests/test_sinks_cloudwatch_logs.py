@@ -4,6 +4,7 @@ days are delivered; too old, too new go to the S3 dead letter; too large
 ones are truncated with a marker; /metrics counts match."""
 
 import json
+import os
 import time
 
 import pytest
@@ -15,6 +16,7 @@ DAY = 24 * 3600 * 1000
 
 
 def cwl_table(group_prefix, dl_prefix, extra=""):
+    kms = os.environ.get("WHARF_TEST_KMS_KEY_ARN", "")
     return f'''
 [sinks.cwl]
 type = "cloudwatch_logs"
@@ -22,6 +24,7 @@ inputs = ["broker"]
 group = "{group_prefix}/{{cluster}}"
 stream = "broker-{{broker}}"
 retention_days = 30
+kms_key_id = "{kms}"
 batch = {{ max_age = "500ms", max_events = 500 }}
 max_in_flight = 3
 dead_letter = {{ type = "s3", bucket = "wharf-dead-letter", prefix = "{dl_prefix}" }}
@@ -30,7 +33,7 @@ dead_letter = {{ type = "s3", bucket = "wharf-dead-letter", prefix = "{dl_prefix
 
 
 @pytest.fixture(scope="module")
-def shipped(wharf_bin, localstack, tmp_path_factory):
+def shipped(wharf_bin, localstack, kms_key_arn, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cwl")
     group_prefix = "/wharf-test/" + unique("cwl")
     dl_prefix = unique("dl-cwl")
@@ -112,8 +115,9 @@ def test_events_over_the_limit_are_truncated_with_a_visible_marker(shipped):
     assert shipped["metrics"]["oversize"] == len(shipped["big"])
 
 
-def test_created_groups_have_the_configured_retention(shipped):
+def test_created_groups_have_the_configured_retention_and_kms_key(shipped, kms_key_arn):
     logs = aws("logs")
     for g in shipped["groups"]:
         got = logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"]
         assert got and got[0].get("retentionInDays") == 30, got
+        assert got[0].get("kmsKeyId") == kms_key_arn, got

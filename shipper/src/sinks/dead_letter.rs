@@ -127,11 +127,7 @@ impl SinkDeadLetter {
                 prefix,
                 endpoint_url,
             } => {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(url) = endpoint_url {
-                    loader = loader.endpoint_url(url);
-                }
-                let sdk = loader.load().await;
+                let sdk = crate::sinks::aws::sdk_config(endpoint_url.as_deref()).await;
                 let conf = aws_sdk_s3::config::Builder::from(&sdk)
                     .force_path_style(sdk.endpoint_url().is_some())
                     .build();

@@ -2,6 +2,7 @@
 //! ...), one enum of their configs and one `match` to build them.
 //! [`retry`] holds the AWS error classifier every AWS sink uses.
 
+pub mod aws;
 pub mod cloudwatch_logs;
 pub mod cloudwatch_metrics;
 pub mod dead_letter;

@@ -18,11 +18,7 @@ use crate::sinks::retry::{classify, Backoff, Decision, ErrorFacts};
 /// A CloudWatch client from the standard chain; `compress` gzips every
 /// PutMetricData body (the SDK's request compression, from 0 bytes up).
 pub async fn client(endpoint_url: Option<&str>, compress: bool) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let sdk = loader.load().await;
+    let sdk = crate::sinks::aws::sdk_config(endpoint_url).await;
     let conf = aws_sdk_cloudwatch::config::Builder::from(&sdk)
         .disable_request_compression(!compress)
         .request_min_compression_size_bytes(0)

@@ -23,11 +23,7 @@ use crate::sinks::retry::{classify, Backoff, Decision, ErrorFacts};
 
 /// A Firehose client from the standard chain with the sink's endpoint.
 pub async fn client(endpoint_url: Option<&str>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    Client::new(&loader.load().await)
+    Client::new(&crate::sinks::aws::sdk_config(endpoint_url).await)
 }
 
 /// Sends a sink's batches.
