@@ -62,3 +62,9 @@ fn unknown_keys_and_impossible_values_are_named() {
         assert!(e.contains(key), "{sink}: {e}");
     }
 }
+
+#[test]
+fn the_example_file_is_valid() {
+    let c = Config::from_toml(include_str!("../../../examples/shipper-aws-sinks.toml")).unwrap();
+    assert_eq!(c.sinks.len(), 4);
+}
