@@ -3,6 +3,7 @@ to its socket like the broker's writer does (keep unacked lines, resend
 after a reconnect), read its metrics, and read back what reached S3 or a
 directory (decrypting and decompressing as a user would)."""
 
+import atexit
 import gzip
 import json
 import os
@@ -44,6 +45,8 @@ class Shipper:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "--config", str(self.config_path)],
                                      env=self.env, stdout=self.log, stderr=self.log)
+        # A failing test must not leave its shipper running.
+        atexit.register(lambda p=self.proc: p.poll() is None and p.kill())
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -86,7 +89,7 @@ class Shipper:
         import urllib.error
         import urllib.request
         try:
-            with urllib.request.urlopen(f"http://{self.api}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"http://{self.api}{path}", timeout=30) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
@@ -193,6 +196,31 @@ def event(client: int, n: int, ts_ms: int, cluster: str, broker: int) -> str:
 
 
 # ---- reading back ---------------------------------------------------------
+
+def esdk_decrypt_kms(body: bytes, key_arn: str) -> tuple[bytes, dict]:
+    """Decrypts an object with AWS's Python Encryption SDK (KMS keyring on
+    LocalStack); returns the plaintext and the encryption context."""
+    import aws_encryption_sdk
+    import botocore.session
+    from aws_encryption_sdk.identifiers import CommitmentPolicy
+    global _esdk
+    if "_esdk" not in globals():
+        client = aws_encryption_sdk.EncryptionSDKClient(
+            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+        provider = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(
+            key_ids=[key_arn], botocore_session=botocore.session.Session())
+        _esdk = (client, provider)
+    client, provider = _esdk
+    pt, header = client.decrypt(source=body, key_provider=provider)
+    return pt, dict(header.encryption_context)
+
+
+def wharf_decrypt(wharf: str, body: bytes) -> bytes:
+    """Decrypts an object with `wharf decrypt` (KMS discovery)."""
+    r = subprocess.run([wharf, "decrypt"], input=body, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout
+
 
 def decode_object(body: bytes, compression: str) -> list[dict]:
     if compression == "gzip":

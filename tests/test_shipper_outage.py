@@ -11,7 +11,7 @@ import threading
 import time
 from urllib.parse import urlparse
 
-from shipper_support import Client, Shipper, event, s3_objects, decode_object, unique
+from shipper_support import Client, Shipper, decode_object, esdk_decrypt_kms, event, s3_objects, unique
 from test_shipper_s3 import BUCKET, config
 
 
@@ -86,14 +86,16 @@ class Proxy:
             self.conns = []
 
 
-def test_s3_away_for_30s_then_the_backlog_drains(wharf_bin, localstack, tmp_path):
+def test_s3_away_for_30s_then_the_backlog_drains(wharf_bin, localstack, kms_key_arn, tmp_path):
     up = urlparse(localstack)
     proxy = Proxy((up.hostname, up.port))
     proxy.start()
     prefix = unique("shipper-outage")
-    cfg = config(tmp_path, prefix, max_age="1s", max_bytes="4 MiB")
-    sh = Shipper(wharf_bin("wharf-shipper"), tmp_path, cfg,
-                 env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}).start()
+    # Only S3 goes through the proxy; KMS stays reachable (envelope
+    # encryption on, as in production).
+    cfg = config(tmp_path, prefix, key_arn=kms_key_arn, encryption="envelope",
+                 endpoint=f"http://127.0.0.1:{proxy.port}", max_age="1s", max_bytes="4 MiB")
+    sh = Shipper(wharf_bin("wharf-shipper"), tmp_path, cfg).start()
     lines = [event(0, n, 1_767_322_800_000 + n, "prod", n % 3) for n in range(30_000)]
     c = Client(sh.socket_path)
     c.send_lines(lines[:10_000])
@@ -122,7 +124,8 @@ def test_s3_away_for_30s_then_the_backlog_drains(wharf_bin, localstack, tmp_path
 
     rows = []
     for obj in s3_objects(BUCKET, prefix):
-        rows += decode_object(obj["body"], obj["metadata"]["wharf-compression"])
+        plain, _ = esdk_decrypt_kms(obj["body"], kms_key_arn)
+        rows += decode_object(plain, obj["metadata"]["wharf-compression"])
     got = collections.Counter(r["n"] for r in rows)
     assert set(got) == set(range(30_000))
     assert max(got.values()) == 1, "a failed request is retried, never duplicated"

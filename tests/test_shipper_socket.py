@@ -93,6 +93,8 @@ def test_bad_lines_oversize_and_a_vanishing_client_leave_others_intact(wharf_bin
 
     for t in threads:
         t.join()
+    # The shipper sees the cut connection's end in its own time.
+    sh.wait_metric("wharf_shipper_events_dead_lettered_total", 1, timeout=30, reason="incomplete")
     m = sh.metrics
     reasons = {k: v for k, v in m().items() if k.startswith("wharf_shipper_events_dead_lettered_total")}
     assert sh.stop() == 0, sh.logs()
@@ -180,3 +182,35 @@ def test_validate_names_the_bad_key(wharf_bin, tmp_path):
     env = dict(os.environ, WHARF_BUFFER__MAX_BYTES="1 KiB")
     r = subprocess.run([exe, "validate", str(p)], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "buffer.max_bytes" in r.stderr, r.stderr
+
+
+def test_file_sink_objects_are_encrypted_zstd_that_wharf_decrypts_and_duckdb_reads(wharf_bin, tmp_path):
+    import duckdb
+    cfg = file_config(tmp_path, max_age="1s").replace('compression = "none"', 'compression = "zstd"') \
+        .replace('encryption = "none"', 'encryption = "envelope"')
+    sh = Shipper(wharf_bin("wharf-shipper"), tmp_path, cfg).start()
+    c = Client(sh.socket_path)
+    c.send_lines([event(1, n, 1_767_322_800_000, ["a", "b"][n % 2], 1) for n in range(3000)])
+    c.wait_acked(3000)
+    c.close()
+    sh.wait_metric("wharf_shipper_sink_events_delivered_total", 3000, sink="local")
+    assert sh.stop() == 0
+    key = tmp_path / "data" / "master.key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    files = list((tmp_path / "out").rglob("*.ndjson.zst"))
+    assert files
+    plain_root = tmp_path / "plain"
+    for f in files:
+        body = f.read_bytes()
+        assert body[:3] == b"\x02\x04\x78" and b"ReplicaFetcher" not in body
+        r = subprocess.run([wharf_bin("wharf"), "decrypt", "--key", str(key), "--in", str(f)],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        out = plain_root / f.relative_to(tmp_path / "out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(r.stdout)
+    got = duckdb.sql(
+        f"""select cluster, count(*), count(distinct wharf_id)
+            from read_json_auto('{plain_root}/**/*.ndjson.zst', hive_partitioning = true, compression = 'zstd')
+            group by cluster order by cluster""").fetchall()
+    assert got == [("a", 1500, 1500), ("b", 1500, 1500)]

@@ -91,8 +91,10 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     filter: Filter::new(sc),
                     template: template(name, &c.key)?,
                     compression: c.compression,
+                    compression_level: c.compression.level(c.compression_level),
                     sealer,
                     batch: c.batch.clone(),
+                    stop: sinks_hard.clone(),
                 };
                 let store = FileStore::open(&c.directory)?;
                 let p = Pipeline::new(settings, store, buffer.clone(), metrics.clone());
@@ -150,8 +152,10 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                     filter: Filter::new(sc),
                     template: template(name, &c.key)?,
                     compression: c.compression,
+                    compression_level: c.compression.level(c.compression_level),
                     sealer,
                     batch: c.batch.clone(),
+                    stop: sinks_hard.clone(),
                 };
                 let service = S3Service {
                     client: crate::sinks::s3::client(c).await,

@@ -15,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{BatchConfig, Compression};
 use super::encode::ObjectEncoder;
-use super::seal::Sealer;
+use super::seal::{Sealer, Sealing};
 use super::store::{ObjectMeta, ObjectStore};
 use super::template::KeyTemplate;
 use crate::buffer::{Buffer, BufferReader};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::record::Record;
+use crate::sinks::retry::{Backoff, Decision};
 use crate::sinks::Filter;
 
 /// Most batches (partitions) open at once; the oldest is closed to make room.
@@ -48,10 +49,14 @@ pub struct PipelineSettings {
     pub template: KeyTemplate,
     /// Compression.
     pub compression: Compression,
+    /// Its level.
+    pub compression_level: i32,
     /// Encryption (`None`: no envelope encryption).
     pub sealer: Option<Sealer>,
     /// When batches close.
     pub batch: BatchConfig,
+    /// Cancelled when the sink must give up (shutdown deadline).
+    pub stop: CancellationToken,
 }
 
 /// A running object sink.
@@ -132,12 +137,19 @@ impl<S: ObjectStore> Pipeline<S> {
             }
             let key = KeyTemplate::key(&partition, &uuid::Uuid::now_v7());
             let sealing = match &self.s.sealer {
-                Some(s) => Some(s.start(&key).await?),
+                Some(s) => {
+                    Some(data_key(s, &key, &self.s.name, &self.metrics, &self.s.stop).await?)
+                }
                 None => None,
             };
             let (dest, upload) = self.store.begin(&key).await?;
-            let encoder = ObjectEncoder::new(dest, self.s.compression, sealing.as_ref())
-                .map_err(|e| Error::io(&key, e))?;
+            let encoder = ObjectEncoder::new(
+                dest,
+                self.s.compression,
+                self.s.compression_level,
+                sealing.as_ref(),
+            )
+            .map_err(|e| Error::io(&key, e))?;
             if self.open.is_empty() {
                 self.metrics
                     .set_oldest_pending(&self.s.name, r.accepted_millis());
@@ -210,5 +222,37 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Key material for one object, retried with backoff while the master
+/// key (KMS) cannot be reached: events stay buffered meanwhile.
+async fn data_key(
+    sealer: &Sealer,
+    key: &str,
+    name: &str,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Result<Sealing> {
+    let mut backoff = Backoff::default();
+    loop {
+        match sealer.start(key).await {
+            Ok(s) => {
+                if backoff.attempts() > 0 {
+                    metrics.set_problem(&format!("sink {} key", name), None);
+                }
+                return Ok(s);
+            }
+            Err(e) => {
+                let delay = backoff.next_delay(Decision::Retry);
+                let text = format!("cannot get a data key for `{key}` ({e}); retrying");
+                tracing::warn!(sink = %name, retry_in = ?delay, "{text}");
+                metrics.set_problem(&format!("sink {} key", name), Some(text));
+                tokio::select! {
+                    _ = stop.cancelled() => return Err(Error::ShuttingDown),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
     }
 }
