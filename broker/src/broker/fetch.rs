@@ -1,0 +1,170 @@
+//! Fetch (with long polling) and ListOffsets.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::{code, storage_error, Broker};
+use crate::storage::{Engine, PartitionLog};
+
+/// ListOffsets special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+impl<E: Engine> Broker<E> {
+    pub(crate) async fn fetch(&self, req: FetchRequest, _version: i16) -> FetchResponse {
+        let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut appended = self.appended.subscribe();
+        loop {
+            appended.borrow_and_update();
+            let (resp, bytes) = self.fetch_once(&req).await;
+            let now = tokio::time::Instant::now();
+            if bytes >= req.min_bytes.max(1) as usize || now >= deadline {
+                return resp;
+            }
+            if tokio::time::timeout_at(deadline, appended.changed())
+                .await
+                .is_err()
+            {
+                return self.fetch_once(&req).await.0;
+            }
+        }
+    }
+
+    async fn fetch_once(&self, req: &FetchRequest) -> (FetchResponse, usize) {
+        let mut resp = FetchResponse::default();
+        let mut remaining = if req.max_bytes > 0 {
+            req.max_bytes as usize
+        } else {
+            usize::MAX
+        };
+        let mut total = 0usize;
+        for ft in &req.topics {
+            let mut tr = FetchableTopicResponse::default();
+            tr.topic = ft.topic.clone();
+            tr.topic_id = ft.topic_id;
+            let topic = self.topics.read().await.get(ft.topic.0.as_str()).cloned();
+            for fp in &ft.partitions {
+                let mut pd = PartitionData::default();
+                pd.partition_index = fp.partition;
+                pd.high_watermark = -1;
+                pd.last_stable_offset = -1;
+                pd.log_start_offset = -1;
+                match topic
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(fp.partition as usize))
+                {
+                    None => pd.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(p) => {
+                        let mut part = p.lock().await;
+                        let (start, next) = (part.log.log_start_offset(), part.log.next_offset());
+                        pd.high_watermark = next;
+                        pd.last_stable_offset = next;
+                        pd.log_start_offset = start;
+                        if fp.fetch_offset < start || fp.fetch_offset > next {
+                            pd.error_code = code::OFFSET_OUT_OF_RANGE;
+                        } else if fp.fetch_offset < next && remaining > 0 {
+                            let limit = remaining.min(fp.partition_max_bytes.max(0) as usize);
+                            match part.log.read(fp.fetch_offset, limit).await {
+                                Ok(batches) => {
+                                    let mut buf = BytesMut::new();
+                                    for b in batches {
+                                        buf.extend_from_slice(&b);
+                                    }
+                                    remaining = remaining.saturating_sub(buf.len());
+                                    total += buf.len();
+                                    pd.records = Some(buf.freeze());
+                                }
+                                Err(e) => pd.error_code = storage_error(&e),
+                            }
+                        }
+                    }
+                }
+                if pd.records.is_none() {
+                    pd.records = Some(Bytes::new());
+                }
+                tr.partitions.push(pd);
+            }
+            resp.responses.push(tr);
+        }
+        (resp, total)
+    }
+
+    pub(crate) async fn list_offsets(
+        &self,
+        req: ListOffsetsRequest,
+        _version: i16,
+    ) -> ListOffsetsResponse {
+        let mut resp = ListOffsetsResponse::default();
+        for lt in req.topics {
+            let mut tr = ListOffsetsTopicResponse::default();
+            tr.name = lt.name.clone();
+            let topic = self.topics.read().await.get(lt.name.0.as_str()).cloned();
+            for lp in lt.partitions {
+                let mut pr = ListOffsetsPartitionResponse::default();
+                pr.partition_index = lp.partition_index;
+                pr.timestamp = -1;
+                pr.offset = -1;
+                pr.leader_epoch = -1;
+                match topic
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(lp.partition_index as usize))
+                {
+                    None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(p) => {
+                        let mut part = p.lock().await;
+                        match lp.timestamp {
+                            LATEST => pr.offset = part.log.next_offset(),
+                            EARLIEST => pr.offset = part.log.log_start_offset(),
+                            MAX_TIMESTAMP => {
+                                if let Some(h) =
+                                    part.log.headers().iter().max_by_key(|h| h.max_timestamp)
+                                {
+                                    pr.offset = h.last_offset;
+                                    pr.timestamp = h.max_timestamp;
+                                }
+                            }
+                            ts => {
+                                if let Some(h) = part.log.batch_for_timestamp(ts) {
+                                    match part.log.read(h.base_offset, 0).await {
+                                        Ok(batches) => {
+                                            let (o, t) =
+                                                first_record_at_or_after(batches.first(), ts)
+                                                    .unwrap_or((h.base_offset, h.max_timestamp));
+                                            pr.offset = o.max(part.log.log_start_offset());
+                                            pr.timestamp = t;
+                                        }
+                                        Err(e) => pr.error_code = storage_error(&e),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                tr.partitions.push(pr);
+            }
+            resp.topics.push(tr);
+        }
+        resp
+    }
+}
+
+/// Offset and timestamp of the first record of `batch` with timestamp >= `ts`.
+fn first_record_at_or_after(batch: Option<&Bytes>, ts: i64) -> Option<(i64, i64)> {
+    let mut buf = batch?.clone();
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp))
+}

@@ -1,0 +1,161 @@
+//! Topics, their per-topic configuration and their partitions.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::producers::Producers;
+use crate::storage::{LogPolicy, PartitionLog};
+
+/// Per-topic settings, Kafka config names in comments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// `retention.ms` (-1: forever).
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: i64,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub max_message_bytes: i32,
+    /// `message.timestamp.type` is `LogAppendTime`.
+    pub log_append_time: bool,
+}
+
+impl TopicConfig {
+    /// The storage policy for this topic's partitions.
+    pub fn log_policy(&self) -> LogPolicy {
+        LogPolicy {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+        }
+    }
+
+    /// Applies one Kafka topic config; the error names the key or value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let int = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| format!("`{key}` must be an integer, not `{v}`"))
+        };
+        match key {
+            "retention.ms" => self.retention_ms = int(value)?,
+            "retention.bytes" => self.retention_bytes = int(value)?,
+            "segment.bytes" => {
+                self.segment_bytes = u64::try_from(int(value)?)
+                    .ok()
+                    .filter(|b| *b >= 1024)
+                    .ok_or("`segment.bytes` must be at least 1024")?
+            }
+            "segment.ms" => self.segment_ms = int(value)?.max(1),
+            "max.message.bytes" => {
+                self.max_message_bytes = i32::try_from(int(value)?)
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .ok_or("`max.message.bytes` must be positive")?
+            }
+            "message.timestamp.type" => {
+                self.log_append_time = match value {
+                    "LogAppendTime" => true,
+                    "CreateTime" => false,
+                    _ => {
+                        return Err(
+                            "`message.timestamp.type` must be CreateTime or LogAppendTime".into(),
+                        )
+                    }
+                }
+            }
+            "cleanup.policy" if value == "delete" => {}
+            "cleanup.policy" => return Err("only `cleanup.policy=delete` is supported".into()),
+            _ => return Err(format!("unknown or unsupported topic config `{key}`")),
+        }
+        Ok(())
+    }
+
+    /// Every config as Kafka names and prints it.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("cleanup.policy", "delete".to_string()),
+            ("retention.ms", self.retention_ms.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            (
+                "message.timestamp.type",
+                if self.log_append_time {
+                    "LogAppendTime"
+                } else {
+                    "CreateTime"
+                }
+                .to_string(),
+            ),
+        ]
+    }
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        let policy = LogPolicy::default();
+        TopicConfig {
+            retention_ms: policy.retention_ms,
+            retention_bytes: policy.retention_bytes,
+            segment_bytes: policy.segment_bytes,
+            segment_ms: policy.segment_ms,
+            max_message_bytes: 1024 * 1024 + 12,
+            log_append_time: false,
+        }
+    }
+}
+
+/// A topic as stored in the broker's metadata state file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopicRecord {
+    pub(crate) name: String,
+    pub(crate) id: uuid::Uuid,
+    pub(crate) partitions: i32,
+    pub(crate) config: TopicConfig,
+}
+
+/// One partition: its log and its producers' sequence state.
+#[derive(Debug)]
+pub(crate) struct Partition<L> {
+    pub(crate) log: L,
+    pub(crate) producers: Producers,
+}
+
+/// A live topic. Replaced as a whole (copy on write) when partitions are added.
+#[derive(Debug)]
+pub(crate) struct Topic<L> {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) config: TopicConfig,
+    pub(crate) partitions: Vec<Arc<Mutex<Partition<L>>>>,
+}
+
+impl<L: PartitionLog> Topic<L> {
+    pub(crate) fn record(&self, name: &str) -> TopicRecord {
+        TopicRecord {
+            name: name.to_string(),
+            id: self.id,
+            partitions: self.partitions.len() as i32,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Kafka's topic-name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}

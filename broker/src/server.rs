@@ -1,0 +1,155 @@
+//! Listeners: accept TCP (optionally TLS) connections and run each one's
+//! request loop. A malformed or oversize request closes that connection
+//! with a log line; it never harms another connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::broker::{api_versions, Advertised, Broker};
+use crate::protocol::{decode_request, encode_response, frame_length, DecodeError};
+use crate::storage::Engine;
+
+/// Settings shared by every connection of a listener.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Largest request accepted, checked before allocating.
+    pub max_request_bytes: usize,
+    /// Host advertised in Metadata / FindCoordinator (port is the listener's).
+    pub advertised_host: String,
+    /// Port advertised.
+    pub advertised_port: i32,
+}
+
+/// Accepts connections forever, with TLS when `tls` is set.
+pub async fn serve<E: Engine>(
+    listener: TcpListener,
+    broker: Arc<Broker<E>>,
+    config: ListenerConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        let config = config.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => connection(stream, peer, broker, config).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => connection(s, peer, broker, config).await,
+                    Err(e) => tracing::warn!(peer = %peer, error = %e, "TLS handshake refused"),
+                },
+            }
+        });
+    }
+}
+
+/// Runs one connection's request loop until the client closes it or
+/// sends something that cannot be answered.
+pub async fn connection<S, E>(
+    mut stream: S,
+    peer: SocketAddr,
+    broker: Arc<Broker<E>>,
+    config: ListenerConfig,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: Engine,
+{
+    let advertised = Advertised {
+        host: config.advertised_host.clone(),
+        port: config.advertised_port,
+    };
+    loop {
+        let mut prefix = [0u8; 4];
+        if stream.read_exact(&mut prefix).await.is_err() {
+            return;
+        }
+        let len = match frame_length(prefix, config.max_request_bytes) {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "closing connection");
+                return;
+            }
+        };
+        let mut body = BytesMut::zeroed(len);
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let (api_key, version, correlation_id, response) = match decode_request(body.freeze()) {
+            Ok(req) => {
+                let (key, version, corr) = (req.api_key, req.version(), req.header.correlation_id);
+                match broker.handle(req, &advertised).await {
+                    Some(resp) => (key, version, corr, resp),
+                    None => continue,
+                }
+            }
+            Err(DecodeError::UnsupportedVersion {
+                api_key: 18,
+                correlation_id,
+                version,
+                ..
+            }) => {
+                tracing::info!(peer = %peer, version, "ApiVersions version not supported; answering in v0");
+                let resp = ResponseKind::ApiVersions(api_versions(
+                    crate::broker::code::UNSUPPORTED_VERSION,
+                ));
+                (ApiKey::ApiVersions, 0, correlation_id, resp)
+            }
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "closing connection");
+                return;
+            }
+        };
+        let bytes = match encode_response(api_key, version, correlation_id, &response) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(peer = %peer, error = %e, "closing connection");
+                return;
+            }
+        };
+        if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Builds a TLS acceptor (TLS 1.2 and 1.3 only) from PEM files.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read TLS certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "TLS certificate file {} holds no certificate",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read TLS key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate and key do not match or are invalid: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,309 @@
+//! The disk storage engine.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! logs/<topic>-<partition>/<base offset, 20 digits>.log    record batches, one frame each
+//! logs/<topic>-<partition>/<base offset, 20 digits>.index  per batch: frame position + batch header
+//! state/<name>                                            topic metadata, committed offsets
+//! ```
+//!
+//! Rules:
+//! - The `.log` file is the truth. Its `.index` (offsets and max
+//!   timestamps, i.e. the offset index and the time index in one) is
+//!   trusted only for closed segments whose index ends with a completion
+//!   frame; otherwise it is rebuilt by scanning the segment.
+//! - On open, the active segment is scanned and a torn tail truncated, so
+//!   every batch acknowledged before a crash is read back at its offset.
+//! - Retention deletes whole closed segments, never the active one.
+//! - Every file goes through [`frames`], the single at-rest seam.
+
+pub mod frames;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Mutex;
+
+use self::frames::{read_frames, AtRest, FrameWriter};
+use self::segment::Segment;
+use super::{expired_segments, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError};
+use crate::protocol::batch::BatchHeader;
+
+/// Stores partitions and state files under one data directory.
+#[derive(Debug, Clone)]
+pub struct DiskEngine {
+    root: PathBuf,
+    at_rest: AtRest,
+    state_writers: Arc<Mutex<HashMap<String, FrameWriter>>>,
+}
+
+impl DiskEngine {
+    /// Opens (creating if needed) the data directory `root`.
+    pub fn open(root: &Path, at_rest: AtRest) -> Result<DiskEngine, StorageError> {
+        for sub in ["logs", "state"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        }
+        Ok(DiskEngine {
+            root: root.to_path_buf(),
+            at_rest,
+            state_writers: Default::default(),
+        })
+    }
+
+    fn log_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.root.join("logs").join(format!("{topic}-{partition}"))
+    }
+
+    fn state_path(&self, name: &str) -> PathBuf {
+        self.root.join("state").join(name)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}
+
+/// One partition on disk.
+#[derive(Debug)]
+pub struct DiskLog {
+    dir: PathBuf,
+    at_rest: AtRest,
+    segments: Vec<Segment>,
+    start: i64,
+    next: i64,
+    policy: LogPolicy,
+}
+
+impl DiskLog {
+    async fn roll(&mut self, base_offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        if let Some(active) = self.segments.last_mut() {
+            active.close().await?;
+        }
+        self.segments
+            .push(Segment::create(&self.dir, base_offset, now_ms, &self.at_rest).await?);
+        sync_dir(&self.dir)
+    }
+
+    fn segment_for_offset(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.last_offset().is_some_and(|last| last < offset))
+    }
+}
+
+#[async_trait]
+impl PartitionLog for DiskLog {
+    fn log_start_offset(&self) -> i64 {
+        self.start
+    }
+    fn next_offset(&self) -> i64 {
+        self.next
+    }
+    fn headers(&self) -> Vec<BatchHeader> {
+        self.segments
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.header))
+            .collect()
+    }
+    async fn append(
+        &mut self,
+        header: &BatchHeader,
+        batch: Bytes,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let roll = match self.segments.last() {
+            None => true,
+            Some(s) => {
+                !s.is_writable()
+                    || self
+                        .policy
+                        .should_roll(s.size, s.created_ms, batch.len() as u64, now_ms)
+            }
+        };
+        if roll {
+            self.roll(header.base_offset, now_ms).await?;
+        }
+        let active = self.segments.last_mut().expect("an active segment");
+        active.append(header, &batch).await?;
+        self.next = header.last_offset + 1;
+        Ok(())
+    }
+    async fn read(&mut self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        for seg in &self.segments[self.segment_for_offset(offset)..] {
+            let first = seg
+                .entries
+                .partition_point(|e| e.header.last_offset < offset);
+            for entry in &seg.entries[first..] {
+                if !out.is_empty() && used + entry.header.size > max_bytes {
+                    return Ok(out);
+                }
+                used += entry.header.size;
+                out.push(seg.read(entry).await?);
+            }
+        }
+        Ok(out)
+    }
+    fn batch_for_timestamp(&self, timestamp: i64) -> Option<BatchHeader> {
+        self.segments
+            .iter()
+            .filter(|s| s.max_timestamp >= timestamp)
+            .flat_map(|s| s.entries.iter())
+            .find(|e| e.header.max_timestamp >= timestamp)
+            .map(|e| e.header)
+    }
+    async fn flush(&mut self) -> Result<(), StorageError> {
+        match self.segments.last_mut() {
+            Some(active) => active.sync().await,
+            None => Ok(()),
+        }
+    }
+    async fn apply_retention(
+        &mut self,
+        policy: &LogPolicy,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
+        let infos: Vec<SegmentInfo> = self
+            .segments
+            .iter()
+            .map(|s| SegmentInfo {
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+            })
+            .collect();
+        let n = expired_segments(&infos, policy, now_ms);
+        for seg in self.segments.drain(..n) {
+            seg.delete()?;
+        }
+        if n > 0 {
+            self.start = self
+                .segments
+                .first()
+                .map_or(self.next, |s| s.first_offset().unwrap_or(self.next));
+            sync_dir(&self.dir)?;
+        }
+        Ok(n)
+    }
+    fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+}
+
+#[async_trait]
+impl Engine for DiskEngine {
+    type Log = DiskLog;
+
+    async fn open_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        policy: LogPolicy,
+    ) -> Result<DiskLog, StorageError> {
+        let dir = self.log_dir(topic, partition);
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let mut bases: Vec<i64> = std::fs::read_dir(&dir)
+            .map_err(|e| StorageError::io(&dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let now = crate::now_ms();
+        let mut segments = Vec::with_capacity(bases.len());
+        for (i, base) in bases.iter().enumerate() {
+            let active = i + 1 == bases.len();
+            segments.push(Segment::open(&dir, *base, active, now, &self.at_rest).await?);
+        }
+        let next = segments
+            .iter()
+            .rev()
+            .find_map(|s| s.last_offset())
+            .map_or_else(|| bases.last().copied().unwrap_or(0), |last| last + 1);
+        let start = segments
+            .iter()
+            .find_map(|s| s.first_offset())
+            .unwrap_or(next);
+        Ok(DiskLog {
+            dir,
+            at_rest: self.at_rest.clone(),
+            segments,
+            start,
+            next,
+            policy,
+        })
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), StorageError> {
+        let logs = self.root.join("logs");
+        let prefix = format!("{topic}-");
+        for entry in std::fs::read_dir(&logs)
+            .map_err(|e| StorageError::io(&logs, e))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let is_partition = name
+                .strip_prefix(&prefix)
+                .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            if is_partition {
+                std::fs::remove_dir_all(entry.path())
+                    .map_err(|e| StorageError::io(&entry.path(), e))?;
+            }
+        }
+        sync_dir(&logs)
+    }
+
+    async fn read_state(&self, name: &str) -> Result<Vec<Bytes>, StorageError> {
+        let path = self.state_path(name);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let _writers = self.state_writers.lock().await;
+        let (frames, _) = read_frames(&path, &self.at_rest).await?;
+        Ok(frames.into_iter().map(|f| f.data).collect())
+    }
+
+    async fn write_state(&self, name: &str, records: &[Bytes]) -> Result<(), StorageError> {
+        let path = self.state_path(name);
+        let tmp = self.state_path(&format!("{name}.tmp"));
+        let mut writers = self.state_writers.lock().await;
+        let mut writer = FrameWriter::create(&tmp, &self.at_rest).await?;
+        for r in records {
+            writer.append(r).await?;
+        }
+        writer.sync().await?;
+        std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
+        sync_dir(&self.root.join("state"))?;
+        writers.insert(name.to_string(), writer);
+        Ok(())
+    }
+
+    async fn append_state(&self, name: &str, record: &[u8]) -> Result<(), StorageError> {
+        let path = self.state_path(name);
+        let mut writers = self.state_writers.lock().await;
+        if !writers.contains_key(name) {
+            let writer = if path.exists() {
+                FrameWriter::open_append(&path, &self.at_rest).await?
+            } else {
+                let w = FrameWriter::create(&path, &self.at_rest).await?;
+                sync_dir(&self.root.join("state"))?;
+                w
+            };
+            writers.insert(name.to_string(), writer);
+        }
+        let writer = writers.get_mut(name).expect("inserted above");
+        writer.append(record).await?;
+        writer.sync().await
+    }
+}
