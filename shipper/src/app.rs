@@ -100,6 +100,52 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
                 let p = Pipeline::new(settings, store, buffer.clone(), metrics.clone());
                 sinks.spawn(async move { (task_name, p.run(soft).await) });
             }
+            SinkConfig::CloudWatchLogs(c) => {
+                let wiring = crate::sinks::cloudwatch_logs::Wiring {
+                    name: name.clone(),
+                    filter: Filter::new(sc),
+                    buffer: buffer.clone(),
+                    metrics: metrics.clone(),
+                    dead_letter: dead_letter(
+                        &c.target.dead_letter,
+                        name,
+                        &data,
+                        &provider,
+                        &metrics,
+                    )
+                    .await,
+                    hard_stop: sinks_hard.clone(),
+                };
+                let (g, s) = c.target.templates(&format!("sinks.{name}"))?;
+                let format = crate::sinks::cloudwatch_logs::record_format(g, s);
+                let d = crate::sinks::cloudwatch_logs::build(wiring, &c.target, format).await?;
+                sinks.spawn(async move { (task_name, d.run(soft).await) });
+            }
+            SinkConfig::Firehose(c) => {
+                let wiring = crate::sinks::cloudwatch_logs::Wiring {
+                    name: name.clone(),
+                    filter: Filter::new(sc),
+                    buffer: buffer.clone(),
+                    metrics: metrics.clone(),
+                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics)
+                        .await,
+                    hard_stop: sinks_hard.clone(),
+                };
+                let d = crate::sinks::firehose::build(wiring, c, provider.clone()).await?;
+                sinks.spawn(async move { (task_name, d.run(soft).await) });
+            }
+            SinkConfig::CloudWatchMetrics(c) => {
+                let wiring = crate::sinks::cloudwatch_logs::Wiring {
+                    name: name.clone(),
+                    filter: Filter::new(sc),
+                    buffer: buffer.clone(),
+                    metrics: metrics.clone(),
+                    dead_letter: dead_letter(&c.dead_letter, name, &data, &provider, &metrics)
+                        .await,
+                    hard_stop: sinks_hard.clone(),
+                };
+                crate::sinks::cloudwatch_metrics::spawn(wiring, c, soft, &mut sinks).await?;
+            }
             SinkConfig::S3(c) => {
                 let settings = PipelineSettings {
                     name: name.clone(),
@@ -201,6 +247,19 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+async fn dead_letter(
+    cfg: &crate::sinks::dead_letter::DeadLetterConfig,
+    sink: &str,
+    data: &Path,
+    provider: &Arc<dyn wharf_envelope::KeyProvider>,
+    metrics: &Arc<Metrics>,
+) -> Arc<crate::sinks::dead_letter::SinkDeadLetter> {
+    let at = AtRest::new(provider.clone(), "wharf-shipper-dead-letter");
+    Arc::new(
+        crate::sinks::dead_letter::SinkDeadLetter::open(cfg, sink, data, at, metrics.clone()).await,
+    )
 }
 
 fn template(name: &str, text: &str) -> Result<KeyTemplate> {

@@ -42,6 +42,7 @@ pub struct Metrics {
     delivered: Family<SinkLabel, Counter>,
     retried: Family<SinkLabel, Counter>,
     dead_lettered: Family<SinkLabel, Counter>,
+    oversize: Family<SinkLabel, Counter>,
     objects: Family<SinkLabel, Counter>,
     object_bytes: Family<SinkLabel, Counter>,
     oldest_age: Family<SinkLabel, Gauge<f64, AtomicU64>>,
@@ -73,6 +74,7 @@ impl Metrics {
             delivered: Family::default(),
             retried: Family::default(),
             dead_lettered: Family::default(),
+            oversize: Family::default(),
             objects: Family::default(),
             object_bytes: Family::default(),
             oldest_age: Family::default(),
@@ -117,6 +119,11 @@ impl Metrics {
             "sink_events_dead_lettered",
             "Events a sink gave up on and dead-lettered",
             m.dead_lettered.clone(),
+        );
+        registry.register(
+            "sink_events_oversize",
+            "Events longer than the destination allows, truncated or split with a marker",
+            m.oversize.clone(),
         );
         registry.register("sink_objects", "Objects a sink wrote", m.objects.clone());
         registry.register(
@@ -203,6 +210,10 @@ impl Metrics {
     /// Events dead-lettered by a sink.
     pub fn sink_dead_lettered(&self, sink: &str) -> Counter {
         self.dead_lettered.get_or_create(&Self::sink(sink)).clone()
+    }
+    /// Events a sink truncated or split.
+    pub fn oversize(&self, sink: &str) -> Counter {
+        self.oversize.get_or_create(&Self::sink(sink)).clone()
     }
     /// Objects written by a sink.
     pub fn objects(&self, sink: &str) -> Counter {

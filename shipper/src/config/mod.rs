@@ -247,16 +247,23 @@ impl Config {
             let sink = match t.kind.as_deref() {
                 Some("file") => SinkConfig::File(fig.extract_inner(&key).map_err(fail)?),
                 Some("s3") => SinkConfig::S3(fig.extract_inner(&key).map_err(fail)?),
+                Some("firehose") => SinkConfig::Firehose(fig.extract_inner(&key).map_err(fail)?),
+                Some("cloudwatch_metrics") => {
+                    SinkConfig::CloudWatchMetrics(fig.extract_inner(&key).map_err(fail)?)
+                }
+                Some("cloudwatch_logs") => {
+                    SinkConfig::CloudWatchLogs(fig.extract_inner(&key).map_err(fail)?)
+                }
                 Some(other) => {
                     return Err(Error::invalid(
                         format!("{key}.type"),
-                        format!("`{other}` is not a sink type; use \"file\" or \"s3\""),
+                        format!("`{other}` is not a sink type; use \"file\", \"s3\", \"cloudwatch_logs\", \"cloudwatch_metrics\" or \"firehose\""),
                     ))
                 }
                 None => {
                     return Err(Error::invalid(
                         format!("{key}.type"),
-                        "is missing; set type = \"file\" or \"s3\"",
+                        "is missing; set type = \"file\", \"s3\", \"cloudwatch_logs\", \"cloudwatch_metrics\" or \"firehose\"",
                     ))
                 }
             };

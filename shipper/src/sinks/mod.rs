@@ -2,10 +2,19 @@
 //! ...), one enum of their configs and one `match` to build them.
 //! [`retry`] holds the AWS error classifier every AWS sink uses.
 
+pub mod aws;
+pub mod cloudwatch_logs;
+pub mod cloudwatch_metrics;
+pub mod dead_letter;
+pub mod driver;
 pub mod file;
+pub mod firehose;
 pub mod object;
 pub mod retry;
 pub mod s3;
+
+#[cfg(test)]
+mod config_tests;
 
 use crate::error::Result;
 use crate::record::Kind;
@@ -17,6 +26,12 @@ pub enum SinkConfig {
     File(file::FileSinkConfig),
     /// Objects in an S3 bucket.
     S3(s3::S3SinkConfig),
+    /// Events into CloudWatch Logs.
+    CloudWatchLogs(cloudwatch_logs::CloudWatchLogsSinkConfig),
+    /// Records into a Firehose delivery stream.
+    Firehose(firehose::FirehoseSinkConfig),
+    /// Metrics into CloudWatch.
+    CloudWatchMetrics(cloudwatch_metrics::CloudWatchMetricsSinkConfig),
 }
 
 impl SinkConfig {
@@ -25,6 +40,9 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => &c.inputs,
             SinkConfig::S3(c) => &c.inputs,
+            SinkConfig::CloudWatchLogs(c) => &c.inputs,
+            SinkConfig::Firehose(c) => &c.inputs,
+            SinkConfig::CloudWatchMetrics(c) => &c.inputs,
         }
     }
 
@@ -33,6 +51,13 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => c.kinds.as_deref(),
             SinkConfig::S3(c) => c.kinds.as_deref(),
+            SinkConfig::CloudWatchLogs(c) => c.kinds.as_deref(),
+            SinkConfig::Firehose(c) => c.kinds.as_deref(),
+            SinkConfig::CloudWatchMetrics(c) => Some(
+                c.kinds
+                    .as_deref()
+                    .unwrap_or(cloudwatch_metrics::METRIC_ONLY),
+            ),
         }
     }
 
@@ -42,6 +67,9 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => c.encryption == Encryption::Envelope,
             SinkConfig::S3(c) => c.encryption == Encryption::Envelope,
+            SinkConfig::CloudWatchLogs(_) => false,
+            SinkConfig::Firehose(c) => c.encryption == firehose::FirehoseEncryption::Envelope,
+            SinkConfig::CloudWatchMetrics(_) => false,
         }
     }
 
@@ -50,6 +78,9 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => c.validate(key),
             SinkConfig::S3(c) => c.validate(key),
+            SinkConfig::CloudWatchLogs(c) => c.validate(key),
+            SinkConfig::Firehose(c) => c.validate(key),
+            SinkConfig::CloudWatchMetrics(c) => c.validate(key),
         }
     }
 }

@@ -65,6 +65,9 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
     "PriorRequestNotComplete",
     "EC2ThrottledException",
+    // Firehose and Kinesis answer a record over the stream's rate with
+    // this code ("Slow down."): throttling, not an outage.
+    "ServiceUnavailableException",
 ];
 
 const TRANSIENT: &[&str] = &[
@@ -75,7 +78,6 @@ const TRANSIENT: &[&str] = &[
     "InternalServerError",
     "InternalServiceError",
     "ServiceUnavailable",
-    "ServiceUnavailableException",
     "ServiceFailure",
     "OperationAborted",
     "ExpiredToken",
@@ -241,6 +243,19 @@ mod tests {
             (facts(None, Some(429), None), Throttled(None)),
             (facts(Some("InternalError"), Some(500), None), Retry),
             (facts(Some("ServiceUnavailable"), Some(503), None), Retry),
+            (
+                facts(Some("ServiceUnavailableException"), None, None),
+                Throttled(None),
+            ),
+            (facts(Some("InternalFailure"), None, None), Retry),
+            (
+                facts(Some("ResourceNotFoundException"), Some(400), None),
+                Permanent,
+            ),
+            (
+                facts(Some("InvalidParameterException"), Some(400), None),
+                Permanent,
+            ),
             (facts(None, Some(502), None), Retry),
             (facts(Some("RequestTimeout"), Some(400), None), Retry),
             (facts(Some("ExpiredToken"), Some(400), None), Retry),
