@@ -295,7 +295,10 @@ impl<E: Engine> Coordinator<E> {
             Some(g) if g.members.is_empty() && generation < 0 => 0,
             Some(g) if !g.members.contains_key(member_id) => UNKNOWN_MEMBER_ID,
             Some(g) if g.generation != generation => ILLEGAL_GENERATION,
-            Some(g) if g.state == State::PreparingRebalance => REBALANCE_IN_PROGRESS,
+            // As in Kafka: members of the current generation may commit while
+            // a rebalance is being prepared (that is when they hand
+            // partitions back), not while assignments are being handed out.
+            Some(g) if g.state == State::CompletingRebalance => REBALANCE_IN_PROGRESS,
             Some(_) => 0,
         }
     }
