@@ -24,7 +24,9 @@ mod cache;
 mod context;
 mod error;
 mod key;
+pub mod kms;
 mod local;
+pub mod message;
 
 pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use context::serialize_context;

@@ -167,7 +167,7 @@ async fn a_zero_filled_tail_is_a_torn_tail() {
     );
 }
 
-/// Flips one bit in every byte of a small finished file: opening or
+/// Flips a bit in every byte of a small finished file: opening or
 /// reading it must fail, naming the file and an offset: in the header, an
 /// offset in the header; in the data region, one between the start of the
 /// damaged record and the flipped byte.
@@ -189,7 +189,8 @@ async fn a_flipped_bit_anywhere_is_detected_with_its_offset() {
     }
     assert_eq!(record_starts.len(), 5);
     for i in 0..len {
-        for bit in [0x01u8, 0x80] {
+        // One bit per byte, walking through the bit positions.
+        for bit in [1u8 << (i % 8)] {
             let path = copy_with(&src, dir.path(), "flipped", |b| b[i] ^= bit);
             let result = async {
                 let r = SealedReader::open(&path, &keys).await?;
@@ -437,4 +438,15 @@ async fn not_a_sealed_file_is_named_as_such() {
         err.to_string().contains("not a Wharf at-rest file"),
         "{err}"
     );
+}
+
+/// The broker shares readers between fetches and moves writers between
+/// tasks.
+#[test]
+fn readers_are_shareable_and_writers_movable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shareable::<SealedReader>();
+    movable::<SealedWriter>();
+    shareable::<crate::DataKeyCache>();
 }
