@@ -23,6 +23,27 @@ use crate::config::TelemetrySettings;
 use crate::registry::snapshot::run_snapshots;
 use crate::{http, Auditor, Error, LogLayer, MetricsRegistry, SocketWriter, SocketWriterConfig};
 
+/// The log directives of the OTLP bridge: the configured ones, with the
+/// OTLP exporter's own HTTP stack silenced.
+#[cfg(feature = "otlp")]
+fn otlp_directives(level: &str) -> String {
+    let quiet = [
+        "hyper",
+        "hyper_util",
+        "h2",
+        "reqwest",
+        "opentelemetry",
+        "opentelemetry_sdk",
+        "opentelemetry_otlp",
+        "opentelemetry_http",
+    ];
+    let mut d = level.to_string();
+    for target in quiet {
+        d.push_str(&format!(",{target}=off"));
+    }
+    d
+}
+
 /// The broker's running telemetry; see the module docs.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -113,8 +134,12 @@ impl Telemetry {
             .with_filter(filter());
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp {
+            // The exporter's own HTTP client must not feed its events back
+            // into the export.
+            let quiet = otlp_directives(&self.log_level);
+            let otlp_filter = crate::log_filter(&quiet).unwrap_or_else(|_| filter());
             return json
-                .and_then(otlp.log_layer().with_filter(filter()))
+                .and_then(otlp.log_layer().with_filter(otlp_filter))
                 .boxed();
         }
         json.boxed()
@@ -158,5 +183,15 @@ impl Telemetry {
             writer.shutdown(deadline);
         })
         .await;
+    }
+}
+
+#[cfg(all(test, feature = "otlp"))]
+mod tests {
+    #[test]
+    fn the_otlp_bridge_directives_parse() {
+        let d = super::otlp_directives("info,wharf_broker::storage=debug");
+        assert!(d.contains(",reqwest=off"));
+        crate::log_filter(&d).unwrap();
     }
 }
