@@ -241,7 +241,7 @@ pub fn response_elements(resp: &ResponseKind) -> (Value, Option<(String, String)
     let elements = json!({
         "topics": results.iter().map(|(name, code, message)| {
             let mut v = json!({"name": name, "errorCode": error_name(*code)});
-            if let Some(m) = message {
+            if let Some(m) = message.as_ref().filter(|m| !m.is_empty()) {
                 v["errorMessage"] = m.clone().into();
             }
             v
@@ -254,6 +254,7 @@ pub fn response_elements(resp: &ResponseKind) -> (Value, Option<(String, String)
             error_name(*code),
             message
                 .clone()
+                .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| format!("topic `{name}`: {}", error_name(*code))),
         )
     });

@@ -3,6 +3,7 @@
 //! - `wharf encrypt` / `wharf decrypt`: AWS Encryption SDK messages (and
 //!   Wharf's at-rest files), stdin to stdout or `--in`/`--out` files, under
 //!   a local key file or a KMS key ARN.
+//! - `wharf up`: the broker and the shipper on embedded defaults.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod crypt;
 mod files;
 mod keyspec;
+mod up;
 
 /// Wharf: a Kafka service with observability built in.
 #[derive(Parser)]
@@ -27,9 +29,15 @@ enum Command {
     Encrypt(crypt::EncryptArgs),
     /// Decrypt an AWS Encryption SDK message (suites 0x0478 and 0x0578).
     Decrypt(crypt::DecryptArgs),
+    /// Run the broker and the shipper on embedded defaults (local master
+    /// key, file sink in the S3 layout, Prometheus endpoints) until Ctrl-C.
+    Up(up::UpArgs),
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = up::child_main() {
+        return code;
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -45,6 +53,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Encrypt(args) => crypt::encrypt(args).await,
             Command::Decrypt(args) => crypt::decrypt(args).await,
+            Command::Up(args) => up::up(args),
         }
     });
     match result {
