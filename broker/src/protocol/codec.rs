@@ -234,6 +234,27 @@ mod tests {
         ));
     }
 
+    /// Regression: upstream kafka-protocol reserved the announced array
+    /// length before reading, so 21 bytes announcing 2^31 topics aborted
+    /// the broker on a failed allocation (see vendor/kafka-protocol).
+    #[test]
+    fn huge_array_counts_do_not_allocate() {
+        let mut raw = BytesMut::new();
+        raw.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 1, b'x']);
+        raw.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        assert!(matches!(
+            decode_request(raw.freeze()),
+            Err(DecodeError::Malformed { .. })
+        ));
+        let mut raw = BytesMut::new();
+        raw.extend_from_slice(&[0, 3, 0, 9, 0, 0, 0, 1, 0, 1, b'x', 0]);
+        raw.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+        assert!(matches!(
+            decode_request(raw.freeze()),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
     #[test]
     fn api_versions_response_header_is_v0_even_for_v3() {
         let body = ResponseKind::ApiVersions(Default::default());
