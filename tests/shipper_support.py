@@ -3,6 +3,7 @@ to its socket like the broker's writer does (keep unacked lines, resend
 after a reconnect), read its metrics, and read back what reached S3 or a
 directory (decrypting and decompressing as a user would)."""
 
+import atexit
 import gzip
 import json
 import os
@@ -44,6 +45,8 @@ class Shipper:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "--config", str(self.config_path)],
                                      env=self.env, stdout=self.log, stderr=self.log)
+        # A failing test must not leave its shipper running.
+        atexit.register(lambda p=self.proc: p.poll() is None and p.kill())
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -93,6 +93,8 @@ def test_bad_lines_oversize_and_a_vanishing_client_leave_others_intact(wharf_bin
 
     for t in threads:
         t.join()
+    # The shipper sees the cut connection's end in its own time.
+    sh.wait_metric("wharf_shipper_events_dead_lettered_total", 1, timeout=30, reason="incomplete")
     m = sh.metrics
     reasons = {k: v for k, v in m().items() if k.startswith("wharf_shipper_events_dead_lettered_total")}
     assert sh.stop() == 0, sh.logs()

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod crypt;
 mod files;
+mod keys;
 mod keyspec;
 mod up;
 
@@ -32,6 +33,8 @@ enum Command {
     /// Run the broker and the shipper on embedded defaults (local master
     /// key, file sink in the S3 layout, Prometheus endpoints) until Ctrl-C.
     Up(up::UpArgs),
+    /// Manage master keys: `wharf keys rotate DIR --to KEY`.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
             Command::Encrypt(args) => crypt::encrypt(args).await,
             Command::Decrypt(args) => crypt::decrypt(args).await,
             Command::Up(args) => up::up(args),
+            Command::Keys(args) => keys::run(args).await,
         }
     });
     match result {

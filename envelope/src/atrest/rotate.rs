@@ -49,25 +49,30 @@ pub async fn rotate_file(
     let mut candidates: Vec<&RawSlot> = slots.iter().filter(|s| !s.is_empty()).collect();
     candidates.sort_by_key(|s| std::cmp::Reverse(s.generation()));
 
-    let mut first_error = None;
+    let mut from_error = None;
     let mut found: Option<(Header, bool)> = None;
-    // Newest slot first; for each, the old key first (the usual case costs
-    // one unwrap), then the new key (a rotation already done).
+    // Newest slot first; for each, the new key first: if it opens the slot,
+    // the rotation was already done (and `from` may be a KMS discovery
+    // provider that opens anything). Providers refuse a key wrapped by
+    // another master key without a network call (local: the key name; KMS:
+    // the key ARN), so the usual case still costs one remote unwrap.
     'search: for slot in &candidates {
-        for (keys, already) in [(from, false), (to, true)] {
+        for (keys, already) in [(to, true), (from, false)] {
             match verify_slot(path, &preamble, slot, keys).await {
                 Ok(header) => {
                     found = Some((header, already));
                     break 'search;
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+                // Report why the old key failed, not why the new one did.
+                Err(e) if !already => {
+                    from_error.get_or_insert(e);
                 }
+                Err(_) => {}
             }
         }
     }
     let Some((header, already)) = found else {
-        return Err(first_error.unwrap_or_else(|| Error::Corrupt {
+        return Err(from_error.unwrap_or_else(|| Error::Corrupt {
             path: path.to_path_buf(),
             offset: preamble.slot_offset(0),
             reason: "both header slots are empty".into(),

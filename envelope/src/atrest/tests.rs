@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::crypto::{self, session_key_bytes};
@@ -449,4 +450,39 @@ fn readers_are_shareable_and_writers_movable_between_threads() {
     shareable::<SealedReader>();
     movable::<SealedWriter>();
     shareable::<crate::DataKeyCache>();
+}
+
+/// A crash between linking a new file and writing its first session
+/// record leaves a bare header: it reads as empty and appends normally.
+#[tokio::test]
+async fn a_file_with_only_its_header_reads_empty_and_can_be_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg");
+    let keys = LocalKeyProvider::random();
+    write_file(&path, &keys, 0, 0, false).await;
+    let start = SealedReader::open(&path, &keys).await.unwrap().data_start();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(start)
+        .unwrap();
+    let (frames, tail) = read_all(&path, &keys).await.unwrap();
+    assert_eq!((frames.len(), tail), (0, Tail::Unfinished { end: start }));
+    let (mut w, rec) = SealedWriter::open_append(&path, &keys).await.unwrap();
+    assert_eq!(
+        rec,
+        Recovery {
+            frames: 0,
+            end: start,
+            torn: None
+        }
+    );
+    w.append(b"first").unwrap();
+    let (frames, _) = read_all(&path, &keys).await.unwrap();
+    assert_eq!(frames[0].data, b"first");
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }

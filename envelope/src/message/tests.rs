@@ -206,7 +206,10 @@ fn every_truncation_is_an_error_and_never_a_panic() {
     let msg = small_message(&data(50));
     for n in 0..msg.len() {
         let err = block_on(decrypt(&kr, &msg[..n], &EncryptionContext::new())).unwrap_err();
-        assert!(matches!(err, Error::MessageTruncated { .. }), "cut at {n}: {err}");
+        assert!(
+            matches!(err, Error::MessageTruncated { .. }),
+            "cut at {n}: {err}"
+        );
         // The streaming reader says the same through io::Error.
         if let Ok(mut dec) = block_on(Decryptor::new(&msg[..n], &kr, &EncryptionContext::new())) {
             let e = dec.read_to_end(&mut Vec::new()).unwrap_err();

@@ -16,8 +16,10 @@
 //!    told, so a client's `{"ack":N}` always covers fsynced records only.
 //! 3. **Sealing.** The active segment is sealed (final frame, fsync) when it
 //!    reaches `buffer.segment_bytes`, when a clean shutdown closes the
-//!    buffer, or at start if a crash left it open; then a new one starts.
-//!    Sealed segments are never written again.
+//!    buffer, or at start if a crash left it open; the next append starts a
+//!    new one (retrying, and so holding the sources back, while the master
+//!    key cannot give it a data key). Sealed segments are never written
+//!    again.
 //! 4. **Cursors.** The ledger (`ledger.json`, [`ledger`]) holds one cursor per
 //!    sink: the first sequence number that sink's destination has not yet
 //!    acknowledged. A sink moves its cursor only past records that are

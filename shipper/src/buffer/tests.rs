@@ -250,3 +250,104 @@ async fn segments_are_encrypted_on_disk() {
         assert!(!bytes.windows(5).any(|w| w == b"\"pad\""));
     }
 }
+
+/// A master key that can be made unreachable, like KMS during an outage.
+#[derive(Debug)]
+struct Flaky {
+    inner: LocalKeyProvider,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl wharf_envelope::KeyProvider for Flaky {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+    async fn generate(
+        &self,
+        c: &wharf_envelope::EncryptionContext,
+    ) -> std::result::Result<
+        (wharf_envelope::DataKey, wharf_envelope::WrappedKey),
+        wharf_envelope::Error,
+    > {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(wharf_envelope::Error::Io {
+                path: "kms".into(),
+                source: std::io::Error::other("unreachable"),
+            });
+        }
+        self.inner.generate(c).await
+    }
+    async fn unwrap(
+        &self,
+        w: &wharf_envelope::WrappedKey,
+        c: &wharf_envelope::EncryptionContext,
+    ) -> std::result::Result<wharf_envelope::DataKey, wharf_envelope::Error> {
+        self.inner.unwrap(w, c).await
+    }
+    async fn wrap(
+        &self,
+        k: &wharf_envelope::DataKey,
+        c: &wharf_envelope::EncryptionContext,
+    ) -> std::result::Result<wharf_envelope::WrappedKey, wharf_envelope::Error> {
+        self.inner.wrap(k, c).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_segment_waits_for_its_key_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Flaky {
+        inner: LocalKeyProvider::random(),
+        down: false.into(),
+    });
+    let b = Buffer::open(
+        dir.path(),
+        AtRest::new(keys.clone(), "test-buffer"),
+        &small(),
+        &["a".to_string()],
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
+    keys.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Fill the first segment until it rolls; the next append needs a key.
+    let mut n = 0;
+    while env_segments(dir.path()) < 2 && n < 2000 {
+        let recs: Vec<Record> = (n..n + 20).map(rec).collect();
+        let receipt = b.append(recs).await.unwrap();
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(500), receipt).await;
+        n += 20;
+        if waited.is_err() {
+            // Held back while the key is away; comes through once it is back.
+            keys.down.store(false, std::sync::atomic::Ordering::SeqCst);
+            break;
+        }
+        waited.unwrap().unwrap().unwrap();
+    }
+    assert!(
+        !keys.down.load(std::sync::atomic::Ordering::SeqCst),
+        "an append had to wait"
+    );
+    append(&b, n, 10).await;
+    let got = read_all(&mut b.reader("a")).await;
+    assert_eq!(
+        got.len() as u64,
+        n + 10,
+        "nothing lost while the key was away"
+    );
+    b.close().await;
+}
+
+fn env_segments(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".seg")
+        })
+        .count()
+}

@@ -130,7 +130,36 @@ impl Writer {
         }
     }
 
+    /// Makes sure there is an active segment, retrying (and so holding the
+    /// sources back) while its data key cannot be had, e.g. KMS is away.
+    /// Fails only when the buffer is closing.
+    fn ensure_active(&mut self) -> Result<()> {
+        let mut delay = Duration::from_millis(100);
+        while self.active.is_none() {
+            match self.open_segment() {
+                Ok(()) => {
+                    self.shared.metrics.set_problem("buffer", None);
+                }
+                Err(e) => {
+                    let text = format!("cannot start a new buffer segment ({e}); holding the sources back and retrying");
+                    tracing::error!("{text}");
+                    self.shared.metrics.set_problem("buffer", Some(text));
+                    if self.shared.closing.load(Ordering::SeqCst) {
+                        return Err(Error::ShuttingDown);
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn append(&mut self, records: Vec<Record>, done: oneshot::Sender<Result<Appended>>) {
+        if let Err(e) = self.ensure_active() {
+            let _ = done.send(Err(e));
+            return;
+        }
         let n = records.len();
         let incoming: u64 = records.iter().map(|r| r.encoded_len() as u64 + 8).sum();
         if self.shared.total_bytes.load(Ordering::Relaxed) + self.unsynced_bytes + incoming
@@ -203,9 +232,8 @@ impl Writer {
         if self.active.as_ref().map_or(0, |w| w.len()) >= self.cfg.segment_bytes.0 {
             self.sync_and_ack();
             self.seal();
-            if let Err(e) = self.open_segment() {
-                tracing::error!(error = %e, "cannot start a new buffer segment");
-            }
+            // The next segment is started by the next append
+            // (`ensure_active`), which retries while it cannot be.
         }
     }
 

@@ -59,6 +59,10 @@ fn unknown_keys_are_refused_naming_the_key() {
 fn impossible_values_are_refused_naming_the_key() {
     let cases = [
         (
+            GOOD.replace("type = \"s3\"", "type = \"s3\"\ncompression_level = 12"),
+            "sinks.s3.compression_level",
+        ),
+        (
             GOOD.replace("\"wharf-logs\"", "\"Bad_Bucket\""),
             "sinks.s3.bucket",
         ),

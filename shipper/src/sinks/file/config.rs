@@ -30,6 +30,9 @@ pub struct FileSinkConfig {
     /// `gzip` (default), `zstd` or `none`.
     #[serde(default)]
     pub compression: Compression,
+    /// Compression level: gzip 1 to 9 (default 6), zstd 1 to 19 (default 1).
+    #[serde(default)]
+    pub compression_level: Option<i32>,
     /// `envelope` (default) or `none`.
     #[serde(default)]
     pub encryption: Encryption,
@@ -41,6 +44,7 @@ pub struct FileSinkConfig {
 impl FileSinkConfig {
     pub(crate) fn validate(&self, key: &str) -> Result<()> {
         check_template(key, &self.key)?;
+        self.compression.check_level(key, self.compression_level)?;
         self.batch.validate(key)?;
         if self.encryption == Encryption::SseKms {
             return Err(Error::invalid(

@@ -92,6 +92,9 @@ impl ObjectWrite for Zstd {
     }
 }
 
+/// NDJSON bytes gathered before they go to the compressor.
+pub const CHUNK: usize = 64 << 10;
+
 /// Encodes one object: records in, finished bytes out to the destination.
 pub struct ObjectEncoder {
     out: Box<dyn ObjectWrite>,
@@ -108,6 +111,7 @@ impl ObjectEncoder {
     pub fn new(
         dest: Box<dyn ObjectWrite>,
         compression: Compression,
+        level: i32,
         sealing: Option<&Sealing>,
     ) -> io::Result<ObjectEncoder> {
         let sealed = match sealing {
@@ -118,30 +122,35 @@ impl ObjectEncoder {
             Compression::None => sealed,
             Compression::Gzip => Box::new(Gzip(flate2::write::GzEncoder::new(
                 sealed,
-                flate2::Compression::new(6),
+                flate2::Compression::new(level.clamp(0, 9) as u32),
             ))),
-            Compression::Zstd => Box::new(Zstd(zstd::stream::write::Encoder::new(sealed, 3)?)),
+            Compression::Zstd => Box::new(Zstd(zstd::stream::write::Encoder::new(sealed, level)?)),
         };
         Ok(ObjectEncoder {
             out,
-            line: Vec::with_capacity(1024),
+            line: Vec::with_capacity(CHUNK + 4096),
             events: 0,
             raw_bytes: 0,
         })
     }
 
-    /// Appends one record as an NDJSON line.
+    /// Appends one record as an NDJSON line. Lines are handed to the
+    /// compressor in chunks of [`CHUNK`] bytes.
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
-        self.line.clear();
+        let before = self.line.len();
         record.write_ndjson(&mut self.line);
-        self.out.write_all(&self.line)?;
         self.events += 1;
-        self.raw_bytes += self.line.len() as u64;
+        self.raw_bytes += (self.line.len() - before) as u64;
+        if self.line.len() >= CHUNK {
+            self.out.write_all(&self.line)?;
+            self.line.clear();
+        }
         Ok(())
     }
 
     /// Completes the object (compression trailer, final encryption frame).
-    pub fn finish(self) -> io::Result<()> {
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.write_all(&self.line)?;
         self.out.finish()
     }
 }
@@ -165,7 +174,7 @@ mod tests {
 
     fn encode(c: Compression) -> Vec<u8> {
         let buf = SharedBuf::default();
-        let mut e = ObjectEncoder::new(Box::new(buf.clone()), c, None).unwrap();
+        let mut e = ObjectEncoder::new(Box::new(buf.clone()), c, c.level(None), None).unwrap();
         for n in 0..1000 {
             e.write(&rec(n)).unwrap();
         }

@@ -49,6 +49,8 @@ pub struct PipelineSettings {
     pub template: KeyTemplate,
     /// Compression.
     pub compression: Compression,
+    /// Its level.
+    pub compression_level: i32,
     /// Encryption (`None`: no envelope encryption).
     pub sealer: Option<Sealer>,
     /// When batches close.
@@ -141,8 +143,13 @@ impl<S: ObjectStore> Pipeline<S> {
                 None => None,
             };
             let (dest, upload) = self.store.begin(&key).await?;
-            let encoder = ObjectEncoder::new(dest, self.s.compression, sealing.as_ref())
-                .map_err(|e| Error::io(&key, e))?;
+            let encoder = ObjectEncoder::new(
+                dest,
+                self.s.compression,
+                self.s.compression_level,
+                sealing.as_ref(),
+            )
+            .map_err(|e| Error::io(&key, e))?;
             if self.open.is_empty() {
                 self.metrics
                     .set_oldest_pending(&self.s.name, r.accepted_millis());

@@ -38,6 +38,9 @@ pub struct S3SinkConfig {
     /// `gzip` (default), `zstd` or `none`.
     #[serde(default)]
     pub compression: Compression,
+    /// Compression level: gzip 1 to 9 (default 6), zstd 1 to 19 (default 1).
+    #[serde(default)]
+    pub compression_level: Option<i32>,
     /// `envelope` (default), `sse-kms` or `none`.
     #[serde(default)]
     pub encryption: Encryption,
@@ -67,6 +70,7 @@ fn default_part() -> ByteSize {
 impl S3SinkConfig {
     pub(crate) fn validate(&self, key: &str) -> Result<()> {
         check_template(key, &self.key)?;
+        self.compression.check_level(key, self.compression_level)?;
         self.batch.validate(key)?;
         let b = &self.bucket;
         if b.len() < 3

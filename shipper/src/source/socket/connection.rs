@@ -9,7 +9,6 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::SourceCtx;
 use crate::buffer::{AppendReceipt, Appended};
@@ -152,7 +151,7 @@ fn accept(line: &[u8], source: &Arc<str>) -> Result<Option<Record>, LineError> {
         return Ok(None);
     }
     let parsed = parse_line(line)?;
-    let id = Uuid::now_v7();
+    let id = crate::record::new_id();
     let ts_millis = parsed.ts_millis.unwrap_or_else(|| {
         let (s, n) = id.get_timestamp().map(|t| t.to_unix()).unwrap_or((0, 0));
         (s * 1000 + u64::from(n / 1_000_000)) as i64
