@@ -82,6 +82,7 @@ def prometheus_addr(broker: Broker) -> str:
 def round_off(bin_dir: Path, d: Path, n: int):
     b = Broker(str(bin_dir / "wharf-broker"), d, 'flush = "never"\n').start()
     try:
+        time.sleep(2)  # the same settling time as the telemetry-on side
         return produce(b.bootstrap, "bench", n, 100, "1")
     finally:
         b.stop()
