@@ -12,17 +12,23 @@
 //!   data keys as the AWS Encryption SDK's raw AES keyring does.
 //! - [`atrest`]: the at-rest file format for append-only files
 //!   ([`atrest::SealedWriter`], [`atrest::SealedReader`], [`atrest::rotate_file`]).
+//! - [`DataKeyCache`]: reuses data keys within [`CacheLimits`] (age, bytes,
+//!   messages) and counts the calls that reach the provider.
 //! - [`DataKey`]: a 256-bit key in the clear, wiped from memory on drop.
 //! - [`Error`]: every failure of this crate, with messages a user can act on.
 
 #![warn(missing_docs)]
 
 pub mod atrest;
+mod cache;
 mod context;
 mod error;
 mod key;
+pub mod kms;
 mod local;
+pub mod message;
 
+pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use context::serialize_context;
 pub use error::Error;
 pub use key::{DataKey, EncryptionContext, KeyProvider, WrappedKey, DATA_KEY_LEN};

@@ -248,8 +248,8 @@ impl KeyProvider for LocalKeyProvider {
         let info = &wrapped.provider_info;
         if info.len() != prefix.len() + IV_LEN || !info.starts_with(&prefix) {
             return Err(self.unwrap_error(format!(
-                "it was wrapped by another local key (provider info `{}`, this key is named `{}`)",
-                String::from_utf8_lossy(info),
+                "it was wrapped by another local key (named `{}`; this key is named `{}`)",
+                String::from_utf8_lossy(&info[..info.len().saturating_sub(8 + IV_LEN)]),
                 self.name
             )));
         }

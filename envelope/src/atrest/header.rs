@@ -400,16 +400,31 @@ pub(crate) async fn read_header(
             "both header slots are empty".into(),
         )));
     }
-    if !other.is_empty() {
-        if other.generation() == newest.generation() {
-            return Err(corrupt((
-                other.offset,
-                "both header slots have the same generation".into(),
-            )));
-        }
-        other.parse().map_err(corrupt)?;
+    if other.is_empty() {
+        return verify_slot(path, &preamble, newest, keys).await;
     }
-    verify_slot(path, &preamble, newest, keys).await
+    if other.generation() == newest.generation() {
+        return Err(corrupt((
+            other.offset,
+            "both header slots have the same generation".into(),
+        )));
+    }
+    other.parse().map_err(corrupt)?;
+    match verify_slot(path, &preamble, newest, keys).await {
+        Ok(header) => Ok(header),
+        // Only a rotation writes a second slot: say so when the older one is intact.
+        Err(e) => match verify_slot(path, &preamble, other, keys).await {
+            Ok(_) => Err(corrupt((
+                newest.offset,
+                format!(
+                    "the newest header slot (generation {}) is damaged and the older one is intact: \
+                     a key rotation was interrupted; run `wharf keys rotate` again",
+                    newest.generation()
+                ),
+            ))),
+            Err(_) => Err(e),
+        },
+    }
 }
 
 /// Authenticates one slot with `keys`.

@@ -31,6 +31,9 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use header::{MAGIC, VERSION};
 pub use reader::{Frame, Frames, SealedReader, Tail, MAX_FRAME_LEN_LIMIT};
 pub use rotate::{rotate_file, Rotation};

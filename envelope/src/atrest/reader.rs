@@ -9,8 +9,11 @@ use aws_lc_rs::aead::LessSafeKey;
 
 use super::crypto::{self, FILE_ID_LEN, TAG_LEN};
 use super::header::{read_exact_or_short, read_header, Header};
-use super::record::{self, Kind, RecordHeader, NO_SESSION, SESSION_HEADER_LEN};
+use super::record::{self, Kind, RecordHeader, NO_SESSION};
 use crate::{EncryptionContext, Error, KeyProvider, WrappedKey};
+
+/// Bytes read at once at a record's start: its header and a small body.
+const FIRST_READ: usize = 4096;
 
 /// Largest frame any reader accepts, whatever a header says (256 MiB).
 pub const MAX_FRAME_LEN_LIMIT: u32 = 256 << 20;
@@ -202,7 +205,8 @@ impl SealedReader {
         if pos < self.data_start() {
             return Err(self.corrupt(pos, "no record starts inside the file header"));
         }
-        let mut head = [0u8; SESSION_HEADER_LEN];
+        // One read brings the header and, for small frames, the body.
+        let mut head = [0u8; FIRST_READ];
         let got = self.read_up_to(&mut head, pos)?;
         if got == 0 {
             return Ok(Step::Eof);
@@ -230,10 +234,18 @@ impl SealedReader {
         if h.kind != Kind::Session && h.number >= 1 << 32 {
             return Err(self.corrupt(pos + 5, "frame number beyond 2^32"));
         }
-        let body_at = pos + h.len() as u64;
-        let mut body = vec![0u8; h.sealed_len as usize];
-        if let Err(short) = read_exact_or_short(&self.path, &self.file, &mut body, body_at) {
-            return Ok(Step::Torn(h.len() as u64 + short));
+        let (hlen, sealed_len) = (h.len(), h.sealed_len as usize);
+        let mut body = Vec::with_capacity(sealed_len);
+        body.extend_from_slice(&head[hlen..got.min(hlen + sealed_len)]);
+        let have = body.len();
+        if have < sealed_len {
+            body.resize(sealed_len, 0);
+            let rest_at = pos + (hlen + have) as u64;
+            if let Err(short) =
+                read_exact_or_short(&self.path, &self.file, &mut body[have..], rest_at)
+            {
+                return Ok(Step::Torn((hlen + have) as u64 + short));
+            }
         }
         let aad = crypto::record_aad(&self.header.preamble.file_id, pos, &h.signed_bytes());
         let opened = match h.kind {

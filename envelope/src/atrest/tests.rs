@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::crypto::{self, session_key_bytes};
@@ -167,7 +168,7 @@ async fn a_zero_filled_tail_is_a_torn_tail() {
     );
 }
 
-/// Flips one bit in every byte of a small finished file: opening or
+/// Flips a bit in every byte of a small finished file: opening or
 /// reading it must fail, naming the file and an offset: in the header, an
 /// offset in the header; in the data region, one between the start of the
 /// damaged record and the flipped byte.
@@ -189,7 +190,8 @@ async fn a_flipped_bit_anywhere_is_detected_with_its_offset() {
     }
     assert_eq!(record_starts.len(), 5);
     for i in 0..len {
-        for bit in [0x01u8, 0x80] {
+        // One bit per byte, walking through the bit positions.
+        for bit in [1u8 << (i % 8)] {
             let path = copy_with(&src, dir.path(), "flipped", |b| b[i] ^= bit);
             let result = async {
                 let r = SealedReader::open(&path, &keys).await?;
@@ -436,5 +438,51 @@ async fn not_a_sealed_file_is_named_as_such() {
     assert!(
         err.to_string().contains("not a Wharf at-rest file"),
         "{err}"
+    );
+}
+
+/// The broker shares readers between fetches and moves writers between
+/// tasks.
+#[test]
+fn readers_are_shareable_and_writers_movable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shareable::<SealedReader>();
+    movable::<SealedWriter>();
+    shareable::<crate::DataKeyCache>();
+}
+
+/// A crash between linking a new file and writing its first session
+/// record leaves a bare header: it reads as empty and appends normally.
+#[tokio::test]
+async fn a_file_with_only_its_header_reads_empty_and_can_be_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg");
+    let keys = LocalKeyProvider::random();
+    write_file(&path, &keys, 0, 0, false).await;
+    let start = SealedReader::open(&path, &keys).await.unwrap().data_start();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(start)
+        .unwrap();
+    let (frames, tail) = read_all(&path, &keys).await.unwrap();
+    assert_eq!((frames.len(), tail), (0, Tail::Unfinished { end: start }));
+    let (mut w, rec) = SealedWriter::open_append(&path, &keys).await.unwrap();
+    assert_eq!(
+        rec,
+        Recovery {
+            frames: 0,
+            end: start,
+            torn: None
+        }
+    );
+    w.append(b"first").unwrap();
+    let (frames, _) = read_all(&path, &keys).await.unwrap();
+    assert_eq!(frames[0].data, b"first");
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
     );
 }
