@@ -14,7 +14,7 @@ use crate::broker::{BrokerConfig, FlushPolicy};
 use crate::protocol::DEFAULT_MAX_REQUEST_BYTES;
 
 /// The broker's configuration file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Plaintext listener address.
@@ -43,6 +43,11 @@ pub struct Config {
     pub log: LogConfig,
     /// Optional TLS listener.
     pub tls: Option<TlsConfig>,
+    /// Telemetry to the shipper's socket and the Prometheus endpoint
+    /// (`wharf_exporters::TelemetryConfig`, see docs/broker-telemetry.md);
+    /// absent: logs to stderr only, no endpoint.
+    #[serde(default, skip_serializing)]
+    pub telemetry: Option<wharf_exporters::TelemetryConfig>,
 }
 
 /// At-rest encryption choice.
@@ -109,6 +114,7 @@ impl Default for Config {
                 retention_check_interval_ms: 30_000,
             },
             tls: None,
+            telemetry: None,
         }
     }
 }
@@ -143,6 +149,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "group_initial_rebalance_delay_ms",
     "log",
     "tls",
+    "telemetry",
 ];
 
 impl Config {
@@ -194,6 +201,10 @@ impl Config {
                 key: "log.segment_ms",
                 problem: "must be positive",
             });
+        }
+        if let Some(t) = &self.telemetry {
+            t.validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         if self.log.max_message_bytes < 1 {
             return Err(ConfigError::Value {
@@ -253,6 +264,36 @@ mod tests {
             (6, FlushPolicy::Never, 4096)
         );
         assert_eq!(c.listen, "127.0.0.1:9092");
+    }
+
+    #[test]
+    fn telemetry_section_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("broker.toml");
+        std::fs::write(
+            &f,
+            "[telemetry]\nsocket = \"/s.sock\"\nspool_dir = \"/spool\"\nprometheus_address = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(
+            c.telemetry.unwrap().prometheus_address,
+            "127.0.0.1:0".to_string()
+        );
+        std::fs::write(
+            &f,
+            "[telemetry]\nsocket = \"/s.sock\"\nspool_dir = \"/spool\"\nmonitoring_level = \"LOUD\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("telemetry.monitoring_level"), "{err}");
+        std::fs::write(
+            &f,
+            "[telemetry]\nsocket = \"/s.sock\"\nspool_dir = \"/spool\"\nspool_size = 1\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("spool_size"), "{err}");
     }
 
     #[test]

@@ -9,15 +9,20 @@
 //! - [`broker`]: [`broker::Broker`], which answers decoded requests.
 //! - [`group`]: the consumer-group coordinator and committed offsets.
 //! - [`server`]: TCP and TLS listeners feeding frames to the broker.
-//! - [`config`]: the TOML + `WHARF_*` configuration.
+//! - [`config`]: the TOML + `WHARF_*` configuration, `[telemetry]` included.
+//! - [`telemetry`]: request counts, audit records and periodic gauges
+//!   handed to `wharf-exporters`.
+//! - [`app`]: the `wharf-broker` process (also run by `wharf up`).
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod broker;
 pub mod config;
 pub mod group;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

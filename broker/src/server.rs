@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::broker::{api_versions, Advertised, Broker};
 use crate::protocol::{decode_request, encode_response, frame_length, DecodeError};
 use crate::storage::Engine;
+use crate::telemetry::response_has_error;
 
 /// Settings shared by every connection of a listener.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct ListenerConfig {
     pub advertised_host: String,
     /// Port advertised.
     pub advertised_port: i32,
+    /// Listener name for the connection gauge (`PLAINTEXT`, `SSL`).
+    pub name: String,
 }
 
 /// Accepts connections forever, with TLS when `tls` is set.
@@ -32,6 +36,7 @@ pub async fn serve<E: Engine>(
     config: ListenerConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
+    let connections = broker.metrics().listener(&config.name);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -45,7 +50,9 @@ pub async fn serve<E: Engine>(
         let broker = broker.clone();
         let config = config.clone();
         let tls = tls.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
+            connections.connection_opened();
             match tls {
                 None => connection(stream, peer, broker, config).await,
                 Some(acceptor) => match acceptor.accept(stream).await {
@@ -53,6 +60,7 @@ pub async fn serve<E: Engine>(
                     Err(e) => tracing::warn!(peer = %peer, error = %e, "TLS handshake refused"),
                 },
             }
+            connections.connection_closed();
         });
     }
 }
@@ -91,7 +99,20 @@ pub async fn connection<S, E>(
         let (api_key, version, correlation_id, response) = match decode_request(body.freeze()) {
             Ok(req) => {
                 let (key, version, corr) = (req.api_key, req.version(), req.header.correlation_id);
-                match broker.handle(req, &advertised).await {
+                let started = Instant::now();
+                let audit = broker.audit_begin(&req.body).map(|a| {
+                    let client = req.header.client_id.as_ref().map(|c| c.to_string());
+                    (a, client.unwrap_or_default())
+                });
+                let response = broker.handle(req, &advertised).await;
+                let error = response.as_ref().is_some_and(response_has_error);
+                broker
+                    .metrics()
+                    .record_request(key as i16, started.elapsed(), error);
+                if let Some((pending, client)) = audit {
+                    broker.audit_end(pending, response.as_ref(), &client, peer, version, corr);
+                }
+                match response {
                     Some(resp) => (key, version, corr, resp),
                     None => continue,
                 }

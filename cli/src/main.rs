@@ -5,6 +5,7 @@
 //!   a local key file or a KMS key ARN.
 //! - `wharf keys rotate DIR --to KEY`: re-wrap at-rest files under another
 //!   master key.
+//! - `wharf up`: the broker and the shipper on embedded defaults.
 
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ mod crypt;
 mod files;
 mod keys;
 mod keyspec;
+mod up;
 
 /// Wharf: a Kafka service with observability built in.
 #[derive(Parser)]
@@ -32,11 +34,17 @@ enum Command {
     /// Decrypt an AWS Encryption SDK message (suites 0x0478 and 0x0578) or
     /// a Wharf at-rest file (detected by its magic).
     Decrypt(crypt::DecryptArgs),
+    /// Run the broker and the shipper on embedded defaults (local master
+    /// key, file sink in the S3 layout, Prometheus endpoints) until Ctrl-C.
+    Up(up::UpArgs),
     /// Manage master keys: `wharf keys rotate DIR --to KEY`.
     Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = up::child_main() {
+        return code;
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,6 +60,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Encrypt(args) => crypt::encrypt(args).await,
             Command::Decrypt(args) => crypt::decrypt(args).await,
+            Command::Up(args) => up::up(args),
             Command::Keys(args) => keys::run(args).await,
         }
     });

@@ -15,7 +15,10 @@
 //! - `otlp` (feature `otlp`, on by default): OTLP/HTTP export of the same
 //!   logs and metrics to a collector, started only when configured.
 //!
-//! Wiring it into a broker (what `wharf-broker` is expected to do):
+//! - [`Telemetry`]: all of the above started from the broker's
+//!   `[telemetry]` settings ([`TelemetryConfig`]) in one call.
+//!
+//! Wiring it into a broker by hand (what [`Telemetry::start`] does):
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -60,6 +63,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod config;
 mod error;
 pub mod http;
 pub mod logs;
@@ -68,11 +72,14 @@ pub mod otlp;
 pub mod registry;
 mod sink;
 pub mod socket;
+pub mod telemetry;
 mod time;
 
 pub use audit::{AuditEvent, Auditor};
+pub use config::{TelemetryConfig, TelemetrySettings};
 pub use error::Error;
 pub use logs::{log_filter, LogLayer};
 pub use registry::{BrokerGauge, MetricsRegistry};
 pub use sink::{LineSink, MemorySink};
 pub use socket::{SocketWriter, SocketWriterConfig, WriterStats};
+pub use telemetry::Telemetry;

@@ -47,6 +47,8 @@ pub async fn run_until(cfg: Config, stop: CancellationToken) -> Result<()> {
     let provider = crate::keys::provider(&cfg, metrics.clone()).await?;
 
     let sink_names: Vec<String> = cfg.sinks.keys().cloned().collect();
+    let source_names: Vec<String> = cfg.sources.keys().cloned().collect();
+    metrics.declare(&source_names, &sink_names);
     let buffer = Buffer::open(
         &data.join("buffer"),
         AtRest::new(provider.clone(), "wharf-shipper-buffer"),

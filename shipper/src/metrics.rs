@@ -174,6 +174,36 @@ impl Metrics {
         }
     }
 
+    /// Creates every per-source and per-sink series at 0, so that
+    /// dashboards and alert rules see them before the first event (and
+    /// `increase()` counts that first event).
+    pub fn declare(&self, sources: &[String], sinks: &[String]) {
+        for source in sources {
+            self.received(source);
+            self.acked(source);
+            self.dropped(source);
+            self.connections(source);
+            for reason in [
+                "incomplete",
+                "not_json",
+                "not_object",
+                "missing_kind",
+                "bad_kind",
+                "bad_ts",
+                "too_long",
+            ] {
+                self.invalid(source, reason);
+            }
+        }
+        for sink in sinks {
+            self.delivered(sink);
+            self.retried(sink);
+            self.sink_dead_lettered(sink);
+            self.objects(sink);
+            self.object_bytes(sink);
+        }
+    }
+
     /// Lines a source accepted.
     pub fn received(&self, source: &str) -> Counter {
         self.received.get_or_create(&Self::src(source)).clone()

@@ -211,6 +211,7 @@ impl<E: Engine> Broker<E> {
         }
         self.save_topics(&map).await?;
         *self.topics.write().await = map;
+        self.metrics.remove_topic(name);
         self.engine
             .delete_topic(name)
             .await
@@ -276,6 +277,7 @@ impl<E: Engine> Broker<E> {
                 id: topic.id,
                 config: topic.config.clone(),
                 partitions,
+                metrics: topic.metrics.clone(),
             }),
         );
         self.save_topics(&map)

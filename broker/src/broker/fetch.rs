@@ -27,21 +27,27 @@ impl<E: Engine> Broker<E> {
         let mut appended = self.appended.subscribe();
         loop {
             appended.borrow_and_update();
-            let (resp, bytes) = self.fetch_once(&req).await;
+            let (resp, bytes, out) = self.fetch_once(&req).await;
             let now = tokio::time::Instant::now();
             if bytes >= req.min_bytes.max(1) as usize || now >= deadline {
+                record_fetch(out);
                 return resp;
             }
             if tokio::time::timeout_at(deadline, appended.changed())
                 .await
                 .is_err()
             {
-                return self.fetch_once(&req).await.0;
+                let (resp, _, out) = self.fetch_once(&req).await;
+                record_fetch(out);
+                return resp;
             }
         }
     }
 
-    async fn fetch_once(&self, req: &FetchRequest) -> (FetchResponse, usize) {
+    /// One pass over the requested partitions: the response, its record
+    /// bytes, and what to count as bytes out if this pass is the answer.
+    async fn fetch_once(&self, req: &FetchRequest) -> (FetchResponse, usize, Vec<FetchedOut>) {
+        let mut out = Vec::new();
         let mut resp = FetchResponse::default();
         let mut remaining = if req.max_bytes > 0 {
             req.max_bytes as usize
@@ -78,8 +84,13 @@ impl<E: Engine> Broker<E> {
                             match part.log.read(fp.fetch_offset, limit).await {
                                 Ok(batches) => {
                                     let mut buf = BytesMut::new();
+                                    let mut messages = 0u64;
                                     for b in batches {
+                                        messages += records_in_batch(&b);
                                         buf.extend_from_slice(&b);
+                                    }
+                                    if let Some(t) = &topic {
+                                        out.push((t.metrics.clone(), buf.len() as u64, messages));
                                     }
                                     remaining = remaining.saturating_sub(buf.len());
                                     total += buf.len();
@@ -97,7 +108,7 @@ impl<E: Engine> Broker<E> {
             }
             resp.responses.push(tr);
         }
-        (resp, total)
+        (resp, total, out)
     }
 
     pub(crate) async fn list_offsets(
@@ -167,4 +178,25 @@ fn first_record_at_or_after(batch: Option<&Bytes>, ts: i64) -> Option<(i64, i64)
         .iter()
         .find(|r| r.timestamp >= ts)
         .map(|r| (r.offset, r.timestamp))
+}
+
+/// A topic's counters and the bytes and records a fetch returned from it.
+type FetchedOut = (
+    std::sync::Arc<wharf_exporters::registry::TopicMetrics>,
+    u64,
+    u64,
+);
+
+fn record_fetch(out: Vec<FetchedOut>) {
+    for (metrics, bytes, messages) in out {
+        metrics.record_fetch(bytes, messages);
+    }
+}
+
+/// Records in one stored v2 batch: `lastOffsetDelta + 1` (bytes 23..27).
+fn records_in_batch(batch: &[u8]) -> u64 {
+    batch
+        .get(23..27)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]).max(-1) as i64 + 1)
+        .unwrap_or(0) as u64
 }

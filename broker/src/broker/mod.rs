@@ -12,12 +12,13 @@ pub mod topic;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use tokio::sync::{watch, Mutex, RwLock};
+use wharf_exporters::MetricsRegistry;
 
 use self::producers::Producers;
 use self::topic::{Partition, Topic, TopicConfig, TopicRecord};
@@ -117,12 +118,27 @@ pub struct Broker<E: Engine> {
     pub(crate) groups: Coordinator<E>,
     next_producer_id: AtomicI64,
     metadata_lock: Mutex<()>,
+    /// Counters and gauges served by the telemetry (always counted; served
+    /// only when `[telemetry]` is configured).
+    pub(crate) metrics: MetricsRegistry,
+    /// Where audit records go, once telemetry is started.
+    pub(crate) audit: OnceLock<crate::telemetry::AuditHook>,
 }
 
 impl<E: Engine + Clone> Broker<E> {
     /// Opens the broker over `engine`, recovering topics, logs and
     /// committed offsets.
     pub async fn open(config: BrokerConfig, engine: E) -> Result<Arc<Broker<E>>, StorageError> {
+        let metrics = MetricsRegistry::new(config.cluster_id.clone(), config.node_id);
+        Self::open_with_metrics(config, engine, metrics).await
+    }
+
+    /// [`Broker::open`], counting into `metrics` (the telemetry's registry).
+    pub async fn open_with_metrics(
+        config: BrokerConfig,
+        engine: E,
+        metrics: MetricsRegistry,
+    ) -> Result<Arc<Broker<E>>, StorageError> {
         let mut topics = TopicMap::new();
         for rec in engine.read_state(TOPICS_STATE).await? {
             let rec: TopicRecord =
@@ -141,6 +157,7 @@ impl<E: Engine + Clone> Broker<E> {
                     id: rec.id,
                     config: rec.config,
                     partitions,
+                    metrics: metrics.topic(&rec.name),
                 }),
             );
         }
@@ -155,6 +172,8 @@ impl<E: Engine + Clone> Broker<E> {
             groups,
             next_producer_id: AtomicI64::new(now_us),
             metadata_lock: Mutex::new(()),
+            metrics,
+            audit: OnceLock::new(),
         }))
     }
 }
@@ -294,6 +313,7 @@ impl<E: Engine> Broker<E> {
             id: uuid::Uuid::new_v4(),
             config,
             partitions: parts,
+            metrics: self.metrics.topic(name),
         });
         let mut map = self.topics.read().await.clone();
         map.insert(name.to_string(), topic);
@@ -388,6 +408,12 @@ pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
 pub fn is_admin(api: ApiKey) -> bool {
     matches!(
         api,
-        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::CreatePartitions
+        ApiKey::CreateTopics
+            | ApiKey::DeleteTopics
+            | ApiKey::CreatePartitions
+            | ApiKey::AlterConfigs
+            | ApiKey::IncrementalAlterConfigs
+            | ApiKey::DeleteRecords
+            | ApiKey::DeleteGroups
     )
 }

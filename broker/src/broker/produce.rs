@@ -40,12 +40,19 @@ impl<E: Engine> Broker<E> {
                         None => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
                         Some(p) => {
                             let records = pd.records.unwrap_or_default();
+                            let bytes = records.len() as u64;
                             let mut part = p.lock().await;
                             let r = self
                                 .append_records(&mut part, &t.config, records, sync)
                                 .await;
                             pr.log_start_offset = part.log.log_start_offset();
-                            r
+                            drop(part);
+                            r.map(|(base, time, messages)| {
+                                if messages > 0 {
+                                    t.metrics.record_produce(bytes, messages);
+                                }
+                                (base, time)
+                            })
                         }
                     },
                 };
@@ -64,14 +71,15 @@ impl<E: Engine> Broker<E> {
         (req.acks != 0).then_some(resp)
     }
 
-    /// Appends the batches of one partition; returns (base offset, log append time or -1).
+    /// Appends the batches of one partition; returns (base offset, log
+    /// append time or -1, records appended, duplicates not counted).
     async fn append_records(
         &self,
         part: &mut super::topic::Partition<E::Log>,
         config: &super::topic::TopicConfig,
         records: Bytes,
         sync: bool,
-    ) -> Result<(i64, i64), i16> {
+    ) -> Result<(i64, i64, u64), i16> {
         let batches = split_batches(&records).map_err(|e| match e {
             BatchError::OldMagic(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
             _ => code::CORRUPT_MESSAGE,
@@ -91,6 +99,7 @@ impl<E: Engine> Broker<E> {
         let now = crate::now_ms();
         let append_time = config.log_append_time.then_some(now);
         let mut first_base = None;
+        let mut messages = 0u64;
         for (header, bytes) in batches {
             match part.producers.check(&header) {
                 SequenceCheck::Refuse(code) => return Err(code),
@@ -113,11 +122,16 @@ impl<E: Engine> Broker<E> {
                 .await
                 .map_err(|e| storage_error(&e))?;
             part.producers.record(&stored_header);
+            messages += (header.last_offset - header.base_offset + 1).max(0) as u64;
             first_base.get_or_insert(base);
         }
         if sync {
             part.log.flush().await.map_err(|e| storage_error(&e))?;
         }
-        Ok((first_base.unwrap_or(-1), append_time.unwrap_or(-1)))
+        Ok((
+            first_base.unwrap_or(-1),
+            append_time.unwrap_or(-1),
+            messages,
+        ))
     }
 }

@@ -449,3 +449,61 @@ async fn restart_on_disk_engine() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn produce_and_fetch_are_counted_per_topic_and_admin_requests_audited() {
+    use wharf_exporters::{Auditor, MemorySink};
+    let b = Broker::open(config(), MemoryEngine::default())
+        .await
+        .unwrap();
+    let sink = MemorySink::new();
+    let auditor = Auditor::new(sink.clone(), "wharf", 0);
+    b.set_audit(Box::new(move |e| {
+        auditor.emit(e);
+    }));
+    let batch = client_batch(3, Compression::None, None);
+    let bytes = batch.len() as f64;
+    assert_eq!(produce(&b, "orders", 0, batch, 1).await.0, 0);
+    assert_eq!(fetch(&b, "orders", 0, 0).await.2, vec![0, 1, 2]);
+    b.refresh_metrics().await;
+    let samples = b.metrics().collect();
+    let value = |key: &str| {
+        samples
+            .iter()
+            .find(|s| s.key == key && s.labels.iter().any(|(_, v)| v == "orders"))
+            .map(|s| s.value)
+    };
+    assert_eq!(value("bytes_in.topic"), Some(bytes));
+    assert_eq!(value("messages_in.topic"), Some(3.0));
+    assert_eq!(value("messages_out.topic"), Some(3.0));
+    assert!(value("log_size").is_some());
+
+    // An admin request gives one audit record; a produce gives none.
+    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    t.name = name("payments");
+    t.num_partitions = 2;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    let body = RequestKind::CreateTopics(req);
+    let pending = b.audit_begin(&body).expect("CreateTopics is audited");
+    let resp = b
+        .handle(request(ApiKey::CreateTopics, 5, body), &adv())
+        .await;
+    let peer: std::net::SocketAddr = "10.0.0.7:5123".parse().unwrap();
+    b.audit_end(pending, resp.as_ref(), "scenario", peer, 5, 17);
+    let lines = sink.json_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let r = &lines[0];
+    assert_eq!(r["eventName"], "CreateTopics");
+    assert_eq!(r["sourceIPAddress"], "10.0.0.7");
+    assert_eq!(r["userAgent"], "scenario");
+    assert_eq!(r["requestParameters"]["topics"][0]["numPartitions"], 2);
+    assert_eq!(
+        r["responseElements"]["topics"][0]["errorCode"],
+        serde_json::json!("NONE")
+    );
+    assert!(b
+        .audit_begin(&RequestKind::Produce(ProduceRequest::default()))
+        .is_none());
+}

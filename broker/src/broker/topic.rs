@@ -136,6 +136,8 @@ pub(crate) struct Topic<L> {
     pub(crate) id: uuid::Uuid,
     pub(crate) config: TopicConfig,
     pub(crate) partitions: Vec<Arc<Mutex<Partition<L>>>>,
+    /// This topic's throughput counters (looked up once, updated lock-free).
+    pub(crate) metrics: Arc<wharf_exporters::registry::TopicMetrics>,
 }
 
 impl<L: PartitionLog> Topic<L> {

@@ -288,7 +288,10 @@ impl MetricsRegistry {
             path: data_dir.to_path_buf(),
             source: e.into(),
         })?;
-        let size = st.f_blocks.saturating_mul(st.f_frsize);
+        // As df counts: blocks reserved for root are neither used nor
+        // available to the broker, so they are left out of the size.
+        let used = st.f_blocks.saturating_sub(st.f_bfree);
+        let size = used.saturating_add(st.f_bavail).saturating_mul(st.f_frsize);
         let avail = st.f_bavail.saturating_mul(st.f_frsize);
         self.set_data_disk(&data_dir.to_string_lossy(), size, avail);
         Ok(())
