@@ -18,12 +18,13 @@ mkdir -p "$WHARF_CACHE"
 
 say() { echo "== $*" >&2; }
 
-# 1. Debian packages: kcat, Prometheus (prometheus, promtool), socat, curl.
+# 1. Debian packages: kcat, Prometheus (prometheus, promtool), socat, curl, openssl.
 need_pkgs=()
 command -v kcat >/dev/null || need_pkgs+=(kcat)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
 command -v socat >/dev/null || need_pkgs+=(socat)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
