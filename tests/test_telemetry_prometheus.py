@@ -75,19 +75,29 @@ def env(wharf_bin, kcat, tmp_path_factory):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(prom)
         base = f"http://127.0.0.1:{port}"
-        q = 'min(count_over_time(up[1m]))'
-        for _ in range(600):
+        def scalar(expr):
+            r = get_json(f"{base}/api/v1/query?query=" + urllib.parse.quote(expr))
+            return float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0.0
+
+        # Ready when both targets were scraped 12 times and the group has
+        # consumed and committed, so that its lag and the bytes out have
+        # series (under a loaded CI machine the group's first join can take
+        # longer than 12 scrapes).
+        ready = {
+            "12 scrapes of each target": "min(count_over_time(up[1m])) >= 12 and count(up == 1) == 2",
+            "consumer lag series": 'count(kafka_consumer_group_ConsumerLagMetrics_Value{name="SumOffsetLag"})',
+            "bytes out": f'sum(kafka_server_BrokerTopicMetrics_Count{{name="BytesOutPerSec",topic="{topic}"}})',
+        }
+        deadline = time.monotonic() + 120
+        missing = list(ready)
+        while missing and time.monotonic() < deadline:
             try:
-                r = get_json(f"{base}/api/v1/query?query=" + urllib.parse.quote(q))
-                ups = get_json(f"{base}/api/v1/query?query=" + urllib.parse.quote("count(up == 1)"))
-                if (r["data"]["result"] and float(r["data"]["result"][0]["value"][1]) >= 12
-                        and ups["data"]["result"] and float(ups["data"]["result"][0]["value"][1]) == 2):
-                    break
+                missing = [what for what, expr in ready.items() if scalar(expr) <= 0]
             except OSError:
                 pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("Prometheus did not scrape both the broker and the shipper 12 times within 60 s")
+            time.sleep(0.2)
+        if missing:
+            pytest.fail(f"within 120 s Prometheus still lacked: {', '.join(missing)}")
         yield {"prometheus": base, "up": up, "topic": topic}
     finally:
         stop.set()
