@@ -68,8 +68,18 @@ cargo test --workspace --locked -- --include-ignored 2>&1 | tee "$logs/cargo.log
 
 say "real-client tests (pytest tests/)"
 if ls tests/test_*.py >/dev/null 2>&1; then
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$logs/pytest.xml" tests 2>&1 | tee "$logs/pytest.log"
+    # The Prometheus end-to-end test runs in a process of its own: after
+    # test_telemetry_outage in the same process its consumer group never
+    # consumed (not yet understood; it passes alone and with -s).
+    isolated=tests/test_telemetry_prometheus.py
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$logs/pytest.xml" \
+        --ignore="$isolated" tests 2>&1 | tee "$logs/pytest.log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    if [ -f "$isolated" ]; then
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$logs/pytest-isolated.xml" \
+            "$isolated" 2>&1 | tee -a "$logs/pytest.log"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    fi
 fi
 set -e
 
@@ -77,8 +87,9 @@ set -e
 passed=0; failed=0
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
     sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log")
-if [ -f "$logs/pytest.xml" ]; then
-    read -r p f < <("$venv/bin/python" - "$logs/pytest.xml" <<'PY'
+for xml in "$logs"/pytest*.xml; do
+    [ -f "$xml" ] || continue
+    read -r p f < <("$venv/bin/python" - "$xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
@@ -89,7 +100,7 @@ print(t - bad - skip, bad)
 PY
     )
     passed=$((passed + p)); failed=$((failed + f))
-fi
+done
 if [ "$failed" -gt 0 ] && [ "$status" -eq 0 ]; then status=1; fi
 if [ "$status" -ne 0 ]; then say "FAILED (exit $status)"; fi
 echo "tests: $passed passed, $failed failed"
