@@ -96,27 +96,7 @@ fn run_shipper(config: &Path) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let cfg = match wharf_shipper::config::Config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: {e}", config.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wharf-shipper: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(wharf_shipper::app::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wharf-shipper: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    wharf_shipper::app::run_config_file(config)
 }
 
 /// Paths under the `--dir`.

@@ -22,6 +22,34 @@ use crate::sinks::{Filter, SinkConfig};
 use crate::source::socket::SocketSource;
 use crate::source::SourceConfig;
 
+/// Loads the config file, runs the shipper on a new runtime until it is
+/// told to stop, and says what went wrong on stderr: the whole of
+/// `wharf-shipper --config FILE`, shared with `wharf up`'s child.
+pub fn run_config_file(file: &Path) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let cfg = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wharf-shipper: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wharf-shipper: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the shipper until a termination signal.
 pub async fn run(cfg: Config) -> Result<()> {
     let stop = CancellationToken::new();

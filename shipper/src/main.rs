@@ -52,29 +52,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        (None, Some(file)) => {
-            let cfg = match wharf_shipper::config::Config::load(&file) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{}: {e}", file.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(wharf_shipper::app::run(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("wharf-shipper: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        (None, Some(file)) => wharf_shipper::app::run_config_file(&file),
         (None, None) => {
             eprintln!(
                 "wharf-shipper: pass --config FILE to run, or `validate FILE` to check a file"
