@@ -14,6 +14,8 @@ cd "$root"
 export WHARF_CACHE=${WHARF_CACHE:-$HOME/.cache/wharf}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf-target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# One-off CI builds gain nothing from incremental state; it only fills the disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 mkdir -p "$WHARF_CACHE"
 
 say() { echo "== $*" >&2; }
