@@ -70,18 +70,9 @@ cargo test --workspace --locked -- --include-ignored 2>&1 | tee "$logs/cargo.log
 
 say "real-client tests (pytest tests/)"
 if ls tests/test_*.py >/dev/null 2>&1; then
-    # The Prometheus end-to-end test runs in a process of its own: after
-    # test_telemetry_outage in the same process its consumer group never
-    # consumed (not yet understood; it passes alone and with -s).
-    isolated=tests/test_telemetry_prometheus.py
     "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$logs/pytest.xml" \
-        --ignore="$isolated" tests 2>&1 | tee "$logs/pytest.log"
+        tests 2>&1 | tee "$logs/pytest.log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-    if [ -f "$isolated" ]; then
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$logs/pytest-isolated.xml" \
-            "$isolated" 2>&1 | tee -a "$logs/pytest.log"
-        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-    fi
 fi
 set -e
 

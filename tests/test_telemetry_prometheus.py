@@ -35,9 +35,14 @@ def env(wharf_bin, kcat, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("telemetry-prom")
     up = Up(wharf_bin("wharf"), tmp, "--snapshot-seconds", "5").start()
     stop = threading.Event()
-    threads, procs = [], []
+    threads, procs, failures = [], [], []
     topic = f"prom-{uuid.uuid4().hex[:8]}"
     try:
+        # The topic exists before the group subscribes: a consumer that
+        # subscribes first gets "Subscribed topic not available" from
+        # consume(), which must not end its loop.
+        produce(kcat, up.kafka, topic, 200)
+
         def producer():
             while not stop.is_set():
                 produce(kcat, up.kafka, topic, 200)
@@ -50,13 +55,23 @@ def env(wharf_bin, kcat, tmp_path_factory):
             c.subscribe([topic])
             while not stop.is_set():
                 msgs = c.consume(50, timeout=0.5)
-                if msgs:
+                # Error events (e.g. a topic not yet in the metadata) carry
+                # no offset: committing on them alone raises _NO_OFFSET.
+                if any(m.error() is None for m in msgs):
                     c.commit(asynchronous=False)
                 time.sleep(0.3)  # slower than the producer: lag stays above 0
             c.close()
 
+        def guarded(f):
+            def run():
+                try:
+                    f()
+                except Exception as e:  # noqa: BLE001 (reported by the fixture)
+                    failures.append(f"{f.__name__}: {e!r}")
+            return run
+
         for f in (producer, consumer):
-            t = threading.Thread(target=f, daemon=True)
+            t = threading.Thread(target=guarded(f), daemon=True)
             t.start()
             threads.append(t)
 
@@ -90,12 +105,14 @@ def env(wharf_bin, kcat, tmp_path_factory):
         }
         deadline = time.monotonic() + 120
         missing = list(ready)
-        while missing and time.monotonic() < deadline:
+        while missing and time.monotonic() < deadline and not failures:
             try:
                 missing = [what for what, expr in ready.items() if scalar(expr) <= 0]
             except OSError:
                 pass
             time.sleep(0.2)
+        if failures:
+            pytest.fail(f"the load stopped: {'; '.join(failures)}")
         if missing:
             pytest.fail(f"within 120 s Prometheus still lacked: {', '.join(missing)}")
         yield {"prometheus": base, "up": up, "topic": topic}
