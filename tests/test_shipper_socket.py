@@ -162,7 +162,8 @@ def test_sigterm_flushes_open_batches_and_exits_0_then_restart_resumes(wharf_bin
 
 def test_validate_names_the_bad_key(wharf_bin, tmp_path):
     exe = wharf_bin("wharf-shipper")
-    for f in ("shipper-embedded.toml", "shipper-localstack.toml"):
+    for f in ("shipper-embedded.toml", "shipper-localstack.toml", "shipper-aws-sinks.toml",
+              "shipper-telemetry-aws.toml"):
         r = subprocess.run([exe, "validate", str(ROOT / "examples" / f)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     cases = {

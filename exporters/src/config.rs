@@ -13,6 +13,8 @@
 //! snapshot_period_seconds = 60
 //! prometheus_address = "0.0.0.0:11001"   # "" turns the endpoint off
 //! otlp_endpoint = "http://127.0.0.1:4318" # absent: no OTLP export
+//! aws_region = "us-east-1"                # with aws_account_id: awsRegion and
+//! aws_account_id = "123456789012"         # recipientAccountId of audit records
 //! ```
 
 use std::net::SocketAddr;
@@ -55,6 +57,14 @@ pub struct TelemetryConfig {
     /// OTLP/HTTP collector base URL; absent means no OTLP export.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+    /// AWS region written as `awsRegion` in audit records (with
+    /// `aws_account_id`), as CloudTrail writes it; absent: not written.
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    /// 12-digit AWS account written as `recipientAccountId` in audit
+    /// records (with `aws_region`); absent: not written.
+    #[serde(default)]
+    pub aws_account_id: Option<String>,
 }
 
 fn default_spool_max_bytes() -> u64 {
@@ -99,6 +109,8 @@ pub struct TelemetrySettings {
     pub prometheus_address: Option<SocketAddr>,
     /// OTLP collector, if any.
     pub otlp_endpoint: Option<String>,
+    /// `awsRegion` and `recipientAccountId` of audit records, if set.
+    pub aws_account: Option<(String, String)>,
 }
 
 impl TelemetryConfig {
@@ -114,6 +126,8 @@ impl TelemetryConfig {
             snapshot_period_seconds: default_period(),
             prometheus_address: default_prometheus(),
             otlp_endpoint: None,
+            aws_region: None,
+            aws_account_id: None,
         }
     }
 
@@ -175,6 +189,40 @@ impl TelemetryConfig {
                 ));
             }
         }
+        let aws_account = match (&self.aws_region, &self.aws_account_id) {
+            (None, None) => None,
+            (Some(region), Some(account)) => {
+                if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad(
+                        "telemetry.aws_account_id",
+                        format!("`{account}` is not a 12-digit AWS account id"),
+                    ));
+                }
+                if region.is_empty()
+                    || !region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                {
+                    return Err(bad(
+                        "telemetry.aws_region",
+                        format!("`{region}` is not an AWS region name, e.g. us-east-1"),
+                    ));
+                }
+                Some((region.clone(), account.clone()))
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "telemetry.aws_account_id",
+                    "it is required with telemetry.aws_region".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "telemetry.aws_region",
+                    "it is required with telemetry.aws_account_id".into(),
+                ))
+            }
+        };
         let log_filter = crate::log_filter(&self.log_level)
             .map_err(|e| bad("telemetry.log_level", e.to_string()))?;
         Ok(TelemetrySettings {
@@ -188,6 +236,7 @@ impl TelemetryConfig {
             snapshot_period: Duration::from_secs(self.snapshot_period_seconds),
             prometheus_address,
             otlp_endpoint: self.otlp_endpoint.clone(),
+            aws_account,
         })
     }
 }
@@ -249,6 +298,22 @@ mod tests {
             (
                 serde_json::json!({"queue_capacity": 0}),
                 "telemetry.queue_capacity",
+            ),
+            (
+                serde_json::json!({"aws_region": "us-east-1", "aws_account_id": "12345"}),
+                "telemetry.aws_account_id",
+            ),
+            (
+                serde_json::json!({"aws_region": "US East", "aws_account_id": "123456789012"}),
+                "telemetry.aws_region",
+            ),
+            (
+                serde_json::json!({"aws_region": "us-east-1"}),
+                "telemetry.aws_account_id",
+            ),
+            (
+                serde_json::json!({"aws_account_id": "123456789012"}),
+                "telemetry.aws_region",
             ),
         ];
         for (extra, key) in cases {

@@ -106,8 +106,12 @@ impl Telemetry {
             None => None,
         };
 
+        let mut auditor = Auditor::new(writer.clone(), cluster, broker_id);
+        if let Some((region, account)) = settings.aws_account {
+            auditor = auditor.with_account(region, account);
+        }
         Ok(Self {
-            auditor: Auditor::new(writer.clone(), cluster, broker_id),
+            auditor,
             writer,
             metrics,
             cluster: cluster.to_string(),

@@ -21,6 +21,8 @@ async fn the_broker_facade_wires_every_path() {
     cfg.prometheus_address = "127.0.0.1:0".into();
     cfg.snapshot_period_seconds = 1;
     cfg.log_level = "info,noisy=error".into();
+    cfg.aws_region = Some("eu-west-1".into());
+    cfg.aws_account_id = Some("123456789012".into());
     let keys = Arc::new(wharf_envelope::LocalKeyProvider::from_key([3; 32]));
     let telemetry = Telemetry::start(cfg.validate().unwrap(), keys, "orders", 2)
         .await
@@ -67,6 +69,15 @@ async fn the_broker_facade_wires_every_path() {
     let kinds = |k: &str| lines.iter().filter(|l| l["kind"] == k).count();
     assert_eq!(kinds("log"), 1, "one log line, the filtered one absent");
     assert_eq!(kinds("audit"), 1);
+    let audit = lines.iter().find(|l| l["kind"] == "audit").unwrap();
+    assert_eq!(
+        (
+            audit["awsRegion"].as_str(),
+            audit["recipientAccountId"].as_str()
+        ),
+        (Some("eu-west-1"), Some("123456789012")),
+        "the configured region and account are in every audit record"
+    );
     assert!(kinds("metric") > 0);
     let log = lines.iter().find(|l| l["kind"] == "log").unwrap();
     assert_eq!(
