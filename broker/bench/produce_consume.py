@@ -36,9 +36,9 @@ def dd_write_mb_s(directory: Path, mib: int = 1024) -> float:
     return mib * 1.048576 / secs
 
 
-def produce(bootstrap, topic, n, size, acks):
-    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-                  "batch.size": 1 << 20, "queue.buffering.max.messages": 1_000_000,
+def produce(bootstrap, topic, n, size, acks, linger_ms=5, batch_size=1 << 20):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": linger_ms,
+                  "batch.size": batch_size, "queue.buffering.max.messages": 1_000_000,
                   "enable.idempotence": acks == "all"})
     payload = os.urandom(size)
     lat = []

@@ -1,21 +1,40 @@
 #!/usr/bin/env python3
-"""wharf-broker's produce throughput with telemetry off beside telemetry on
+"""wharf-broker's produce cost with telemetry off beside telemetry on
 (shipper attached over its socket, Prometheus scraping the broker and the
-shipper every second), in one run, alternating rounds so that drift of the
-machine hits both sides alike.
+shipper every second), in one run.
 
     cargo build --release -p wharf-broker -p wharf-shipper
     ~/.cache/wharf/test-venv/bin/python broker/bench/telemetry_overhead.py \
-        --bin-dir $CARGO_TARGET_DIR/release [--messages 200000] [--rounds 3]
+        --bin-dir $CARGO_TARGET_DIR/release [--rounds 10] [--bursts 8] [--messages 250000]
 
-Prints a Markdown table: per side, the median over rounds of produce MB/s,
-msgs/s and p50/p99 latency (librdkafka, 100-byte messages, acks=1), and the
-difference of the medians.
+A shared machine drifts by far more than 3% within minutes, so both sides
+run at once and take turns at a fine grain: each round starts a fresh
+broker without telemetry and a fresh one with it (plus its shipper and
+Prometheus), both pinned to the same CPU (the client and the sidecars on
+the other), then sends bursts of 100-byte messages to each in turn (off
+on, on off, ..., the order flipped every burst and every round). Two
+figures per side and round:
+
+- produce throughput (librdkafka, 100-byte messages in 128 KiB batches,
+  acks=1, one partition; the median burst): wall clock, so it moves with
+  everything else on the machine;
+- the broker's CPU time per MB produced to it, over the whole interleaved
+  window (every thread, telemetry's included, so the telemetry side's
+  background work during the other side's bursts counts against it; read
+  from /proc/PID/task/*/schedstat in ns, the time utime + stime of
+  /proc/PID/stat count in 10 ms ticks): what telemetry costs the broker,
+  much less sensitive to other load. "sidecars" is the same for the
+  shipper and Prometheus together.
+
+Prints per side the median over rounds, the interquartile range and
+min-max, then the difference on vs off: the median of the per-round
+differences, its IQR and a bootstrap 95% interval of that median.
 """
 
 import argparse
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -29,6 +48,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from produce_consume import produce  # noqa: E402
 from shipper_support import Shipper  # noqa: E402
 from test_broker_harness import Broker  # noqa: E402
+
+SIZE = 100
+# Batches fill up by size long before the linger ends, so every run sends
+# the broker the same requests (about 800 per 100 MB) and its CPU per MB
+# does not move with how the client happened to batch.
+BATCH_BYTES = 128 * 1024
+LINGER_MS = 100
+SETTLE_SECONDS = 3  # the same on both sides: Prometheus' start-up is over by then
+
+
+def cpu_ns(pid: int) -> dict[str, int]:
+    """CPU time so far of each thread of `pid`, in ns: the first field of
+    /proc/PID/task/TID/schedstat, the kernel's sum_exec_runtime, the same
+    time that utime + stime of /proc/PID/stat give in 10 ms ticks (too
+    coarse here: the broker spends only ~0.2 s of CPU on 100 MB)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[tid] = int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+def cpu_spent(before: dict[str, int], after: dict[str, int]) -> tuple[float, int]:
+    """Seconds of CPU between two cpu_ns() readings, and how many threads
+    ended in between (their last part is not counted)."""
+    spent = sum(ns - before.get(tid, 0) for tid, ns in after.items())
+    return spent / 1e9, len(set(before) - set(after))
+
+
+def burst(broker: Broker, n: int) -> dict:
+    """Produces n messages to `broker`: throughput and latency."""
+    msgs, mb, p50, p99 = produce(broker.bootstrap, "bench", n, SIZE, "1",
+                                 linger_ms=LINGER_MS, batch_size=BATCH_BYTES)
+    return {"msgs/s": msgs, "MB/s": mb, "p50 ms": p50, "p99 ms": p99}
 
 
 def shipper_config(d: Path) -> str:
@@ -79,19 +135,32 @@ def prometheus_addr(broker: Broker) -> str:
     raise RuntimeError("the broker did not report its Prometheus address")
 
 
-def round_off(bin_dir: Path, d: Path, n: int):
-    b = Broker(str(bin_dir / "wharf-broker"), d, 'flush = "never"\n').start()
+BROKER_CPUS = {1}  # the broker alone here; the client and the sidecars on the rest
+CLIENT_CPUS = set(range(os.cpu_count() or 1)) - BROKER_CPUS or BROKER_CPUS
+
+
+def start_broker(b: Broker) -> Broker:
+    """Starts `b` on BROKER_CPUS (inherited from this process), then puts
+    this process (the client) back on CLIENT_CPUS."""
+    os.sched_setaffinity(0, BROKER_CPUS)
     try:
-        time.sleep(2)  # the same settling time as the telemetry-on side
-        return produce(b.bootstrap, "bench", n, 100, "1")
+        return b.start()
     finally:
-        b.stop()
+        os.sched_setaffinity(0, CLIENT_CPUS)
 
 
-def round_on(bin_dir: Path, d: Path, n: int):
+def start_off(bin_dir: Path, d: Path) -> Broker:
+    (d / "off").mkdir()
+    return start_broker(Broker(str(bin_dir / "wharf-broker"), d / "off", 'flush = "never"\n'))
+
+
+def start_on(bin_dir: Path, d: Path, stack: list) -> Broker:
+    """Shipper, broker with telemetry, Prometheus scraping both; each is
+    appended to `stack` as soon as it runs (for stopping)."""
     sh = Shipper(str(bin_dir / "wharf-shipper"), d, shipper_config(d)).start()
-    (d / "broker").mkdir()
-    b = Broker(str(bin_dir / "wharf-broker"), d / "broker", f"""flush = "never"
+    stack.append(sh)
+    (d / "on").mkdir()
+    b = Broker(str(bin_dir / "wharf-broker"), d / "on", f"""flush = "never"
 [telemetry]
 socket = "{d}/s.sock"
 spool_dir = "{d}/spool"
@@ -99,47 +168,127 @@ prometheus_address = "127.0.0.1:0"
 snapshot_period_seconds = 5
 monitoring_level = "PER_TOPIC_PER_PARTITION"
 """)
-    b.start()
-    prom = prometheus(d, [prometheus_addr(b), sh.api])
+    start_broker(b)
+    stack.append(b)
+    stack.append(prometheus(d, [prometheus_addr(b), sh.api]))
+    return b
+
+
+def stop(thing):
+    if isinstance(thing, subprocess.Popen):
+        thing.terminate()
+        thing.wait(10)
+    else:
+        thing.stop()
+
+
+def run_round(bin_dir: Path, d: Path, i: int, n: int, bursts: int) -> dict:
+    """Both sides at once: a broker without telemetry and one with it (and
+    its shipper and Prometheus), then `bursts` bursts of n messages to
+    each, alternating (the order flipped every burst and every round).
+    Per side: the median burst, and the broker's CPU over the whole
+    interleaved window per MB sent to it, so the telemetry side's
+    background work (snapshots, scrapes, shipping) while the other side
+    produced counts against it too."""
+    stack = []
     try:
-        time.sleep(2)
-        return produce(b.bootstrap, "bench", n, 100, "1")
+        stack.append(start_off(bin_dir, d))
+        on = start_on(bin_dir, d, stack)
+        brokers = {"off": stack[0], "on": on}
+        sidecars = [p.proc if isinstance(p, Shipper) else p for p in stack
+                    if isinstance(p, (Shipper, subprocess.Popen))]
+        time.sleep(SETTLE_SECONDS)
+        before = {s: cpu_ns(b.proc.pid) for s, b in brokers.items()}
+        side_before = [cpu_ns(p.pid) for p in sidecars]
+        results = {"off": [], "on": []}
+        for j in range(bursts):
+            for side in (("off", "on") if (i + j) % 2 == 0 else ("on", "off")):
+                results[side].append(burst(brokers[side], n))
+        after = {s: cpu_ns(b.proc.pid) for s, b in brokers.items()}
+        side_after = [cpu_ns(p.pid) for p in sidecars]
     finally:
-        prom.terminate()
-        prom.wait(10)
-        b.stop()
-        sh.stop()
+        for thing in reversed(stack):
+            stop(thing)
+    mb = n * bursts * SIZE / 1e6
+    out = {}
+    for side, rs in results.items():
+        spent, ended = cpu_spent(before[side], after[side])
+        out[side] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        out[side]["broker CPU ms/MB"] = spent * 1e3 / mb
+        out[side]["threads ended"] = ended
+        out[side]["sidecar CPU ms/MB"] = 0.0
+    out["on"]["sidecar CPU ms/MB"] = sum(cpu_spent(b, a)[0] for b, a in zip(side_before, side_after)) * 1e3 / mb
+    return out
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
+
+
+def bootstrap_median(xs: list[float], rounds: int = 10_000) -> tuple[float, float]:
+    """95% bootstrap interval of the median of xs."""
+    rng = random.Random(1)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    return meds[int(0.025 * rounds)], meds[int(0.975 * rounds) - 1]
+
+
+def fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
-    ap.add_argument("--messages", type=int, default=200_000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=250_000, help="per burst")
+    ap.add_argument("--bursts", type=int, default=8, help="per side and round")
+    ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
     bin_dir = Path(args.bin_dir)
+    os.sched_setaffinity(0, CLIENT_CPUS)
     base = Path(tempfile.mkdtemp(prefix="wharf-telemetry-bench-"))
-    print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"{args.messages:,} x 100 B, acks=1, flush=never, {args.rounds} rounds per side\n")
-    results = {"off": [], "on": []}
-    for r in range(args.rounds):
-        for side in ("off", "on"):
-            d = base / f"{side}-{r}"
+    load = os.getloadavg()
+    print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.rounds} rounds of {args.bursts} bursts "
+          f"per side, {args.messages:,} x {SIZE} B per burst, acks=1, {BATCH_BYTES // 1024} KiB batches, "
+          f"flush=never; broker CPUs {sorted(BROKER_CPUS)}, client and sidecars {sorted(CLIENT_CPUS)}\n", flush=True)
+    runs = {"off": [], "on": []}
+    try:
+        for i in range(args.rounds):
+            d = base / f"round-{i}"
             d.mkdir()
-            f = round_off if side == "off" else round_on
-            results[side].append(f(bin_dir, d, args.messages))
-            msgs, mb, p50, p99 = results[side][-1]
-            print(f"round {r + 1} telemetry {side}: {msgs:,.0f} msgs/s {mb:.1f} MB/s p50 {p50:.1f} ms p99 {p99:.1f} ms",
-                  flush=True)
-    med = {s: [statistics.median(x[i] for x in v) for i in range(4)] for s, v in results.items()}
-    print("\n| telemetry | produce msgs/s | produce MB/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|")
-    for s in ("off", "on"):
-        m = med[s]
-        print(f"| {s} | {m[0]:,.0f} | {m[1]:.1f} | {m[2]:.1f} | {m[3]:.1f} |")
-    diff = (med["on"][0] - med["off"][0]) / med["off"][0] * 100
-    print(f"\nthroughput difference (on vs off, medians): {diff:+.1f}%")
-    shutil.rmtree(base, ignore_errors=True)
+            r = run_round(bin_dir, d, i, args.messages, args.bursts)
+            shutil.rmtree(d, ignore_errors=True)
+            for side in ("off", "on"):
+                x = r[side]
+                runs[side].append(x)
+                print(f"round {i + 1} telemetry {side:3}: {x['msgs/s']:,.0f} msgs/s {x['MB/s']:.1f} MB/s "
+                      f"p50 {x['p50 ms']:.1f} ms p99 {x['p99 ms']:.1f} ms (median burst), broker CPU "
+                      f"{x['broker CPU ms/MB']:.3f} ms/MB, sidecars {x['sidecar CPU ms/MB']:.3f} ms/MB"
+                      + (f" ({x['threads ended']} threads ended: their last part is not counted)"
+                         if x["threads ended"] else ""),
+                      flush=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    keys = ["msgs/s", "MB/s", "p50 ms", "p99 ms", "broker CPU ms/MB", "sidecar CPU ms/MB"]
+    print("\n| measure | telemetry off: median (IQR; min-max) | telemetry on: median (IQR; min-max) |")
+    print("|---|---|---|")
+    for k in keys:
+        cells = []
+        for side in ("off", "on"):
+            xs = [r[k] for r in runs[side]]
+            lo, med, hi = quartiles(xs)
+            cells.append(f"{fmt(med)} ({fmt(lo)}-{fmt(hi)}; {fmt(min(xs))}-{fmt(max(xs))})")
+        print(f"| {k} | {cells[0]} | {cells[1]} |")
+
+    print("\n| on vs off, per round | median | IQR | bootstrap 95% interval of the median |")
+    print("|---|---|---|---|")
+    for k in ("msgs/s", "broker CPU ms/MB"):
+        diffs = [(on[k] - off[k]) / off[k] * 100 for off, on in zip(runs["off"], runs["on"])]
+        lo, med, hi = quartiles(diffs)
+        c_lo, c_hi = bootstrap_median(diffs)
+        print(f"| {k} | {med:+.1f}% | {lo:+.1f}% to {hi:+.1f}% | {c_lo:+.1f}% to {c_hi:+.1f}% |")
 
 
 if __name__ == "__main__":
