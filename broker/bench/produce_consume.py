@@ -1,26 +1,29 @@
 #!/usr/bin/env python3
-"""Throughput and latency of wharf-broker driven by librdkafka (confluent-kafka),
-beside the raw sequential write bandwidth of the same disk, in one run.
+"""Throughput and latency of wharf-broker driven by librdkafka (loadgen.c,
+built here with gcc against Debian's librdkafka-dev), beside the raw
+sequential write bandwidth of the same disk, in one run.
 
     cargo build --release -p wharf-broker
     ~/.cache/wharf/test-venv/bin/python broker/bench/produce_consume.py \
-        --broker-bin $CARGO_TARGET_DIR/release/wharf-broker [--messages 200000]
+        --broker-bin $CARGO_TARGET_DIR/release/wharf-broker [--messages 1000000] [--rounds 3]
 
 Prints a Markdown table: per message size, acks and encryption: produce
 MB/s and msgs/s, p50/p99 produce latency (produce() to delivery report),
-consume MB/s and msgs/s.
+the broker's own CPU time per MB produced (/proc/PID/stat; steadier than
+wall-clock rates on a shared machine), consume MB/s and msgs/s, each the
+median of --rounds runs.
 """
 
 import argparse
+import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-from confluent_kafka import Consumer, Producer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from test_broker_harness import Broker  # noqa: E402
@@ -36,60 +39,58 @@ def dd_write_mb_s(directory: Path, mib: int = 1024) -> float:
     return mib * 1.048576 / secs
 
 
-def produce(bootstrap, topic, n, size, acks, linger_ms=5, batch_size=1 << 20):
-    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": linger_ms,
-                  "batch.size": batch_size, "queue.buffering.max.messages": 1_000_000,
-                  "enable.idempotence": acks == "all"})
-    payload = os.urandom(size)
-    lat = []
-
-    def report(err, msg, t=None):
-        if err is not None:
-            raise RuntimeError(err)
-
-    t0 = time.perf_counter()
-    for _ in range(n):
-        start = time.perf_counter()
-        while True:
-            try:
-                p.produce(topic, value=payload, partition=0,
-                          on_delivery=lambda err, msg, s=start: (report(err, msg), lat.append(time.perf_counter() - s)))
-                break
-            except BufferError:
-                p.poll(0.01)
-        p.poll(0)
-    p.flush(120)
-    secs = time.perf_counter() - t0
-    lat.sort()
-    return n / secs, n * size / secs / 1e6, lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+def build_loadgen(out_dir: Path) -> Path:
+    """Compiles loadgen.c (librdkafka from C: the Python client would be
+    the bottleneck on a small machine) into `out_dir`."""
+    src = Path(__file__).with_name("loadgen.c")
+    exe = out_dir / "loadgen"
+    try:
+        subprocess.run(["gcc", "-O2", "-o", str(exe), str(src), "-lrdkafka"], check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit(f"building {src} failed ({e}); it needs gcc and librdkafka-dev "
+                 "(apt-get install librdkafka-dev)")
+    return exe
 
 
-def consume(bootstrap, topic, n, size):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-                  "fetch.max.bytes": 50 << 20, "max.partition.fetch.bytes": 10 << 20})
-    c.assign([TopicPartition(topic, 0, 0)])
-    got = 0
-    t0 = time.perf_counter()
-    while got < n:
-        for m in c.consume(min(10000, n - got), timeout=1.0):
-            if not m.error():
-                got += 1
-    secs = time.perf_counter() - t0
-    c.close()
-    return n / secs, n * size / secs / 1e6
+def loadgen(exe: Path, *args) -> dict:
+    out = subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def loadgen_version(exe: Path) -> str:
+    return subprocess.run([str(exe), "version"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker-bin", required=True)
-    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--messages", type=int, default=1_000_000,
+                    help="messages per 100-byte run (1 KiB runs send a quarter as many)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per row; the table shows medians")
     ap.add_argument("--dir", default=None, help="where data goes (default: a temp dir)")
     args = ap.parse_args()
     base = Path(args.dir or tempfile.mkdtemp(prefix="wharf-bench-"))
+    exe = build_loadgen(base)
     print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, data in {base}")
-    print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB): {dd_write_mb_s(base):.0f} MB/s\n")
-    print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms | consume MB/s | consume msgs/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    dd = [dd_write_mb_s(base) for _ in range(args.rounds)]
+    print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
+          f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
+    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}), "
+          f"median of {args.rounds} rounds per row\n")
+    print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms "
+          "| broker MB per CPU-s | consume MB/s | consume msgs/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for enc in ["local", "none"]:
         work = base / f"enc-{enc}"
         work.mkdir(exist_ok=True)
@@ -97,12 +98,20 @@ def main():
         try:
             for size in [100, 1024]:
                 for acks in ["1", "all"]:
-                    topic = f"bench-{size}-{acks}"
                     n = args.messages if size == 100 else args.messages // 4
-                    pm, pmb, p50, p99 = produce(b.bootstrap, topic, n, size, acks)
-                    cm, cmb = consume(b.bootstrap, topic, n, size)
-                    print(f"| {size} B | {acks} | {enc} | {pmb:.1f} | {pm:,.0f} | {p50:.1f} | {p99:.1f} "
-                          f"| {cmb:.1f} | {cm:,.0f} |", flush=True)
+                    prod, cons = [], []
+                    for r in range(args.rounds):
+                        topic = f"bench-{size}-{acks}-{r}"
+                        cpu0 = cpu_seconds(b.proc.pid)
+                        row = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
+                        row["broker_mb_per_cpu_s"] = n * size / 1e6 / (cpu_seconds(b.proc.pid) - cpu0)
+                        prod.append(row)
+                        cons.append(loadgen(exe, "consume", b.bootstrap, topic, n))
+                    print(f"| {size} B | {acks} | {enc} | {median(prod, 'mb_per_s'):.1f} "
+                          f"| {median(prod, 'msgs_per_s'):,.0f} | {median(prod, 'p50_ms'):.1f} "
+                          f"| {median(prod, 'p99_ms'):.1f} | {median(prod, 'broker_mb_per_cpu_s'):.0f} "
+                          f"| {median(cons, 'mb_per_s'):.1f} "
+                          f"| {median(cons, 'msgs_per_s'):,.0f} |", flush=True)
         finally:
             b.stop()
 

@@ -44,8 +44,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from produce_consume import produce  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
 from shipper_support import Shipper  # noqa: E402
 from test_broker_harness import Broker  # noqa: E402
 
@@ -56,6 +55,36 @@ SIZE = 100
 BATCH_BYTES = 128 * 1024
 LINGER_MS = 100
 SETTLE_SECONDS = 3  # the same on both sides: Prometheus' start-up is over by then
+
+
+def produce(bootstrap, topic, n, size, acks, linger_ms=5, batch_size=1 << 20):
+    """Produces `n` messages with confluent-kafka; returns msgs/s, MB/s and
+    p50/p99 latency (ms) from produce() to the delivery report."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": linger_ms,
+                  "batch.size": batch_size, "queue.buffering.max.messages": 1_000_000,
+                  "enable.idempotence": acks == "all"})
+    payload = os.urandom(size)
+    lat = []
+
+    def report(err, msg, t=None):
+        if err is not None:
+            raise RuntimeError(err)
+
+    t0 = time.perf_counter()
+    for _ in range(n):
+        start = time.perf_counter()
+        while True:
+            try:
+                p.produce(topic, value=payload, partition=0,
+                          on_delivery=lambda err, msg, s=start: (report(err, msg), lat.append(time.perf_counter() - s)))
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    p.flush(120)
+    secs = time.perf_counter() - t0
+    lat.sort()
+    return n / secs, n * size / secs / 1e6, lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
 
 
 def cpu_ns(pid: int) -> dict[str, int]:

@@ -92,10 +92,9 @@ pub async fn connection<S, E>(
                 return;
             }
         };
-        let mut body = BytesMut::zeroed(len);
-        if stream.read_exact(&mut body).await.is_err() {
+        let Some(body) = read_body(&mut stream, len).await else {
             return;
-        }
+        };
         let (api_key, version, correlation_id, response) = match decode_request(body.freeze()) {
             Ok(req) => {
                 let (key, version, corr) = (req.api_key, req.version(), req.header.correlation_id);
@@ -147,6 +146,20 @@ pub async fn connection<S, E>(
     }
 }
 
+/// Reads the `len` bytes of a request body (`len` already capped) into a
+/// buffer that is not zeroed first; `None` when the peer hangs up.
+async fn read_body<S: AsyncRead + Unpin>(stream: &mut S, len: usize) -> Option<BytesMut> {
+    let mut body = BytesMut::with_capacity(len);
+    let mut rest = stream.take(len as u64);
+    while body.len() < len {
+        match rest.read_buf(&mut body).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    Some(body)
+}
+
 /// Builds a TLS acceptor (TLS 1.2 and 1.3 only) from PEM files.
 pub fn tls_acceptor(
     cert: &std::path::Path,
@@ -173,4 +186,34 @@ pub fn tls_acceptor(
         .with_single_cert(certs, key)
         .map_err(|e| format!("TLS certificate and key do not match or are invalid: {e}"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_and_nothing_of_the_next_request() {
+        let wire = b"0123456789next-request".to_vec();
+        let mut stream = &wire[..];
+        let body = read_body(&mut stream, 10).await.unwrap();
+        assert_eq!(&body[..], b"0123456789");
+        assert_eq!(stream, b"next-request");
+    }
+
+    #[tokio::test]
+    async fn a_body_arriving_in_pieces_is_assembled_and_a_hang_up_ends_it() {
+        let (mut client, mut server) = tokio::io::duplex(4);
+        let writer = tokio::spawn(async move {
+            client.write_all(b"abcdefghij").await.unwrap();
+            client.write_all(b"klm").await.unwrap();
+        });
+        assert_eq!(
+            &read_body(&mut server, 10).await.unwrap()[..],
+            b"abcdefghij"
+        );
+        writer.await.unwrap();
+        // Three bytes of a ten-byte body, then the peer is gone.
+        assert!(read_body(&mut server, 10).await.is_none());
+    }
 }

@@ -144,6 +144,19 @@ fn to_map(context: &EncryptionContext) -> Option<HashMap<String, String>> {
 }
 
 /// Turns an SDK error into a sentence naming the problem.
+/// A failed KMS call, with what the operator should look at.
+fn kms_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    operation: &'static str,
+    key: &str,
+    err: &SdkError<E>,
+) -> Error {
+    Error::Kms {
+        operation,
+        key: key.to_string(),
+        reason: classify(err),
+    }
+}
+
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkError<E>) -> String {
     if let SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) = err {
         return format!(
@@ -210,11 +223,7 @@ impl KeyProvider for KmsProvider {
             .set_encryption_context(to_map(context))
             .send()
             .await
-            .map_err(|e| Error::Kms {
-                operation: OP,
-                key: arn.to_string(),
-                reason: classify(&e),
-            })?;
+            .map_err(|e| kms_error(OP, arn, &e))?;
         let key = data_key_from(out.plaintext(), OP, arn)?;
         let wrapped = WrappedKey {
             provider_id: KMS_PROVIDER_ID.into(),
@@ -266,11 +275,7 @@ impl KeyProvider for KmsProvider {
             .set_encryption_context(to_map(context))
             .send()
             .await
-            .map_err(|e| Error::Kms {
-                operation: OP,
-                key: recorded.to_string(),
-                reason: classify(&e),
-            })?;
+            .map_err(|e| kms_error(OP, recorded, &e))?;
         if out.key_id() != Some(recorded) {
             return Err(Error::Kms {
                 operation: OP,
@@ -295,11 +300,7 @@ impl KeyProvider for KmsProvider {
             .set_encryption_context(to_map(context))
             .send()
             .await
-            .map_err(|e| Error::Kms {
-                operation: OP,
-                key: arn.to_string(),
-                reason: classify(&e),
-            })?;
+            .map_err(|e| kms_error(OP, arn, &e))?;
         Ok(WrappedKey {
             provider_id: KMS_PROVIDER_ID.into(),
             provider_info: out.key_id().unwrap_or(arn).as_bytes().to_vec(),

@@ -137,16 +137,19 @@ impl<E: Engine> Broker<E> {
                         match lp.timestamp {
                             LATEST => pr.offset = part.log.next_offset(),
                             EARLIEST => pr.offset = part.log.log_start_offset(),
-                            MAX_TIMESTAMP => {
-                                if let Some(h) =
-                                    part.log.headers().iter().max_by_key(|h| h.max_timestamp)
-                                {
-                                    pr.offset = h.last_offset;
-                                    pr.timestamp = h.max_timestamp;
-                                }
-                            }
-                            ts => {
-                                if let Some(h) = part.log.batch_for_timestamp(ts) {
+                            requested => {
+                                // The first batch holding the largest
+                                // timestamp, or the first at or after `ts`;
+                                // then the first record in it at or after.
+                                let target = if requested == MAX_TIMESTAMP {
+                                    part.log.headers().iter().map(|h| h.max_timestamp).max()
+                                } else {
+                                    Some(requested)
+                                };
+                                let found = target.and_then(|ts| {
+                                    part.log.batch_for_timestamp(ts).map(|h| (h, ts))
+                                });
+                                if let Some((h, ts)) = found {
                                     match part.log.read(h.base_offset, 0).await {
                                         Ok(batches) => {
                                             let (o, t) =

@@ -16,7 +16,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::{Advertised, Broker, BrokerConfig};
-use crate::protocol::batch::tests::client_batch;
+use crate::protocol::batch::tests::{batch_stamped, client_batch};
 use crate::protocol::versions::SUPPORTED;
 use crate::protocol::{encode_response, Request};
 use crate::storage::disk::frames::AtRest;
@@ -166,6 +166,29 @@ async fn produce_assigns_offsets_and_fetch_returns_whole_batches<E: Engine + Clo
     assert_eq!(list_offset(&b, "orders", -1).await, 7);
     // client_batch stamps record i with 1_700_000_000_000 + i.
     assert_eq!(list_offset(&b, "orders", 1_700_000_000_002).await, 2);
+}
+
+async fn list_offsets_by_timestamp_finds_the_record<E: Engine + Clone>(engine: E) {
+    let b = Broker::open(config(), engine).await.unwrap();
+    let t = 1_800_000_000_000;
+    // Offsets 0-3 stamped t, t+50, t+10, t+20; offsets 4-6 stamped t+30..t+32.
+    let first = batch_stamped(4, Compression::Gzip, None, |i| t + [0, 50, 10, 20][i]);
+    produce(&b, "times", 0, first, 1).await;
+    produce(
+        &b,
+        "times",
+        0,
+        batch_stamped(3, Compression::None, None, |i| t + 30 + i as i64),
+        1,
+    )
+    .await;
+    // The first batch whose largest timestamp reaches the target, and in it
+    // the first record at or after it, as Kafka answers.
+    assert_eq!(list_offset(&b, "times", t + 5).await, 1);
+    assert_eq!(list_offset(&b, "times", t + 31).await, 1);
+    assert_eq!(list_offset(&b, "times", t + 51).await, -1);
+    // Max timestamp (-3): the record holding it, not the batch's last.
+    assert_eq!(list_offset(&b, "times", -3).await, 1);
 }
 
 async fn idempotent_retry_is_not_written_twice<E: Engine + Clone>(engine: E) {
@@ -427,6 +450,7 @@ fn disk_engine(dir: &std::path::Path) -> DiskEngine {
 
 on_both_engines!(
     produce_assigns_offsets_and_fetch_returns_whole_batches,
+    list_offsets_by_timestamp_finds_the_record,
     idempotent_retry_is_not_written_twice,
     long_poll_wakes_on_produce,
     group_rebalances_when_a_member_leaves,

@@ -187,11 +187,22 @@ pub(crate) mod tests {
         TimestampType,
     };
 
-    /// A batch of `n` records as a client would produce it.
+    /// A batch of `n` records as a client would produce it, record `i`
+    /// stamped `1_700_000_000_000 + i`.
     pub(crate) fn client_batch(
         n: usize,
         compression: Compression,
         producer: Option<(i64, i32)>,
+    ) -> Bytes {
+        batch_stamped(n, compression, producer, |i| 1_700_000_000_000 + i as i64)
+    }
+
+    /// A batch of `n` records, record `i` stamped `timestamp(i)`.
+    pub(crate) fn batch_stamped(
+        n: usize,
+        compression: Compression,
+        producer: Option<(i64, i32)>,
+        timestamp: impl Fn(usize) -> i64,
     ) -> Bytes {
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
@@ -205,7 +216,7 @@ pub(crate) mod tests {
                 offset: i as i64,
                 // The encoder splits batches where offset - sequence changes.
                 sequence: producer.map_or(i as i32 - 1, |p| p.1 + i as i32),
-                timestamp: 1_700_000_000_000 + i as i64,
+                timestamp: timestamp(i),
                 key: None,
                 value: Some(Bytes::from(format!("value-{i}"))),
                 headers: Default::default(),

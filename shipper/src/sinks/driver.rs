@@ -9,6 +9,12 @@
 //! smallest first sequence number of the batches still open or in flight
 //! (or the reader's position when there are none), so a crash re-sends at
 //! most the batches that were not settled, under the same ids.
+//!
+//! The age of the oldest unsettled event (`sink_oldest_unacked_age_seconds`)
+//! comes from [`Marks`]: when each read's first taken record was accepted.
+//! Acceptance times grow with sequence numbers, so the mark at or below the
+//! cursor is never younger than the event at the cursor: the gauge errs by
+//! at most one read's span, and only towards older.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -98,6 +104,7 @@ impl<B: Batcher, S: Sender<Batch = B::Batch>> Driver<B, S> {
         let mut reader = self.buffer.reader(&self.name);
         let mut flying: JoinSet<Done> = JoinSet::new();
         let mut owed: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut marks = Marks::default();
         let mut ready = Vec::new();
         loop {
             let deadline = self.batcher.next_deadline();
@@ -107,31 +114,43 @@ impl<B: Batcher, S: Sender<Batch = B::Batch>> Driver<B, S> {
                 Some(done) = flying.join_next() => self.settle(done, &mut owed).await?,
                 more = reader.wait(), if room => {
                     if !more { break; }
-                    self.pull(&mut reader, &mut ready).await?;
+                    self.pull(&mut reader, &mut ready, &mut marks).await?;
                 }
                 _ = sleep_until(deadline), if room => {
                     self.batcher.take_expired(Instant::now(), &mut ready)
                 }
             }
-            self.launch(&mut ready, &mut flying, &mut owed).await?;
-            self.commit(&reader, &owed)?;
+            self.launch(&mut ready, &mut flying, &mut owed, &mut marks)
+                .await?;
+            self.commit(&reader, &owed, &mut marks)?;
         }
         while reader.has_more() {
-            self.pull(&mut reader, &mut ready).await?;
-            self.launch(&mut ready, &mut flying, &mut owed).await?;
+            self.pull(&mut reader, &mut ready, &mut marks).await?;
+            self.launch(&mut ready, &mut flying, &mut owed, &mut marks)
+                .await?;
         }
         self.batcher.take_all(&mut ready);
-        self.launch(&mut ready, &mut flying, &mut owed).await?;
+        self.launch(&mut ready, &mut flying, &mut owed, &mut marks)
+            .await?;
         while let Some(done) = flying.join_next().await {
             self.settle(done, &mut owed).await?;
         }
-        self.commit(&reader, &owed)
+        self.commit(&reader, &owed, &mut marks)
     }
 
-    async fn pull(&mut self, reader: &mut BufferReader, ready: &mut Vec<B::Batch>) -> Result<()> {
+    async fn pull(
+        &mut self,
+        reader: &mut BufferReader,
+        ready: &mut Vec<B::Batch>,
+        marks: &mut Marks,
+    ) -> Result<()> {
         let mut dead = Vec::new();
+        let mut first = true;
         for r in reader.read(READ_RECORDS, READ_BYTES).await? {
             if self.filter.takes(&r) {
+                if std::mem::take(&mut first) {
+                    marks.taken(&r);
+                }
                 self.batcher.add(r, ready, &mut dead);
             }
         }
@@ -144,8 +163,12 @@ impl<B: Batcher, S: Sender<Batch = B::Batch>> Driver<B, S> {
         ready: &mut Vec<B::Batch>,
         flying: &mut JoinSet<Done>,
         owed: &mut BTreeMap<u64, usize>,
+        marks: &mut Marks,
     ) -> Result<()> {
         for batch in ready.drain(..) {
+            if flying.len() >= self.max_in_flight {
+                self.show_oldest(owed, marks);
+            }
             while flying.len() >= self.max_in_flight {
                 let done = flying.join_next().await.expect("not empty");
                 self.settle(done, owed).await?;
@@ -179,14 +202,55 @@ impl<B: Batcher, S: Sender<Batch = B::Batch>> Driver<B, S> {
         Ok(())
     }
 
-    fn commit(&self, reader: &BufferReader, owed: &BTreeMap<u64, usize>) -> Result<()> {
+    fn commit(
+        &self,
+        reader: &BufferReader,
+        owed: &BTreeMap<u64, usize>,
+        marks: &mut Marks,
+    ) -> Result<()> {
+        let unsettled = self.show_oldest(owed, marks);
+        self.buffer
+            .commit(&self.name, unsettled.unwrap_or(reader.position()))
+    }
+
+    /// Sets the oldest-unsettled gauge; returns the smallest unsettled
+    /// sequence number (`None`: everything taken is settled).
+    fn show_oldest(&self, owed: &BTreeMap<u64, usize>, marks: &mut Marks) -> Option<u64> {
         let flying = owed.keys().next().copied();
-        let cursor = [flying, self.batcher.min_open_seq()]
+        let unsettled = [flying, self.batcher.min_open_seq()]
             .into_iter()
             .flatten()
-            .min()
-            .unwrap_or(reader.position());
-        self.buffer.commit(&self.name, cursor)
+            .min();
+        self.metrics
+            .set_oldest_pending(&self.name, marks.oldest_from(unsettled));
+        unsettled
+    }
+}
+
+/// When the first record a read took was accepted, by sequence number:
+/// enough to bound the age of the oldest unsettled event.
+#[derive(Default)]
+struct Marks(BTreeMap<u64, u64>);
+
+impl Marks {
+    fn taken(&mut self, r: &Record) {
+        if let Some(accepted) = r.accepted_millis() {
+            self.0.insert(r.seq, accepted);
+        }
+    }
+
+    /// Drops the marks wholly below `unsettled` (the smallest unsettled
+    /// sequence number, `None` when everything is settled) and returns when
+    /// the oldest unsettled event was accepted, at the latest.
+    fn oldest_from(&mut self, unsettled: Option<u64>) -> Option<u64> {
+        let Some(seq) = unsettled else {
+            self.0.clear();
+            return None;
+        };
+        if let Some((&floor, _)) = self.0.range(..=seq).next_back() {
+            self.0 = self.0.split_off(&floor);
+        }
+        self.0.values().next().copied()
     }
 }
 

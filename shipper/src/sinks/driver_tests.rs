@@ -1,6 +1,7 @@
 //! The request driver with an in-memory destination: the cursor never
 //! passes a batch in flight, refused events are dead-lettered and counted,
-//! and a partially refused batch counts only what was accepted.
+//! and a partially refused batch counts only what was accepted; the
+//! oldest-unacked age covers batches in flight and drops to 0 once settled.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,6 +41,16 @@ impl Sender for Memory {
         }
         Ok(sent)
     }
+}
+
+/// The `sink_oldest_unacked_age_seconds` gauge of `sink`, as scraped.
+fn oldest_unacked_age(metrics: &Metrics, sink: &str) -> f64 {
+    let prefix = format!("wharf_shipper_sink_oldest_unacked_age_seconds{{sink=\"{sink}\"}} ");
+    let text = metrics.encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no oldest-unacked gauge for {sink} in:\n{text}"))
 }
 
 fn record(n: u64, reject: bool) -> Record {
@@ -122,13 +133,17 @@ inputs = ["src"]
     let stop = CancellationToken::new();
     let task = tokio::spawn(driver.run(stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Three batches are in flight, none answered: nothing is committed.
+    // Three batches are in flight, none answered: nothing is committed,
+    // and the oldest event has waited at least as long as we slept.
     assert_eq!(buffer.cursor("mem"), Some(0));
+    let waiting = oldest_unacked_age(&metrics, "mem");
+    assert!(waiting >= 0.3, "oldest unacked age {waiting} s");
     memory.gate.add_permits(1000);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(buffer.cursor("mem"), Some(100));
+    assert_eq!(oldest_unacked_age(&metrics, "mem"), 0.0);
     let got = memory.got.lock().unwrap().clone();
     assert_eq!(got.len(), 90);
     assert!(got.iter().all(|m| !m.contains("reject")));
