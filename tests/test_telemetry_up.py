@@ -70,6 +70,8 @@ def test_logs_metrics_and_one_audit_record_reach_the_file_sink(up, kcat):
     r = recs[0]
     assert r["userAgent"] == "audit-check"
     assert r["sourceIPAddress"] == "127.0.0.1"
+    # The region and account of the prefix the record is filed under.
+    assert (r["awsRegion"], r["recipientAccountId"]) == ("local", "000000000000")
     assert r["requestParameters"]["topics"][0]["numPartitions"] == 3
     assert r["responseElements"]["topics"] == [{"name": created, "errorCode": "NONE"}]
     for field in ("eventVersion", "eventSource", "eventTime", "eventID", "requestID",

@@ -151,7 +151,8 @@ fn broker_config(l: &Layout, a: &UpArgs) -> String {
     format!(
         "# Written by `wharf up`.\nlisten = \"{kafka}\"\ndata_dir = {data}\ncluster_id = \"{cluster}\"\n\n\
          [telemetry]\nsocket = {sock}\nspool_dir = {spool}\nprometheus_address = \"{prom}\"\n\
-         snapshot_period_seconds = {snap}\nmonitoring_level = \"PER_TOPIC_PER_PARTITION\"\n",
+         snapshot_period_seconds = {snap}\nmonitoring_level = \"PER_TOPIC_PER_PARTITION\"\n\
+         aws_region = \"{region}\"\naws_account_id = \"{account}\"\n",
         kafka = a.kafka,
         data = toml_str(&l.p("broker")),
         cluster = a.cluster,
@@ -159,6 +160,8 @@ fn broker_config(l: &Layout, a: &UpArgs) -> String {
         spool = toml_str(&l.p("broker/telemetry-spool")),
         prom = a.prometheus,
         snap = a.snapshot_seconds,
+        region = a.region,
+        account = a.account,
     )
 }
 
