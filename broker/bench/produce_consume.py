@@ -9,8 +9,8 @@ sequential write bandwidth of the same disk, in one run.
 
 Prints a Markdown table: per message size, acks and encryption: produce
 MB/s and msgs/s, p50/p99 produce latency (produce() to delivery report),
-the broker's own CPU time per MB produced (/proc/PID/stat; steadier than
-wall-clock rates on a shared machine), consume MB/s and msgs/s, each the
+the broker's own CPU time per MB produced (per-thread schedstat; steadier
+than wall-clock rates on a shared machine), consume MB/s and msgs/s, each the
 median of --rounds runs.
 """
 
@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_support import cpu_ns, cpu_spent  # noqa: E402
 from test_broker_harness import Broker  # noqa: E402
 
 
@@ -62,12 +64,6 @@ def loadgen_version(exe: Path) -> str:
                           text=True).stdout.strip()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
@@ -86,34 +82,43 @@ def main():
     dd = [dd_write_mb_s(base) for _ in range(args.rounds)]
     print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
           f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
-    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}), "
-          f"median of {args.rounds} rounds per row\n")
+    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); both brokers run "
+          f"at once and take turns, median of {args.rounds} rounds per row\n")
+    encs = ["local", "none"]
+    brokers = {}
+    for enc in encs:
+        work = base / f"enc-{enc}"
+        work.mkdir(exist_ok=True)
+        brokers[enc] = Broker(args.broker_bin, work, f'encryption = "{enc}"\n').start()
+    rows = {}
+    try:
+        for size in [100, 1024]:
+            for acks in ["1", "all"]:
+                n = args.messages if size == 100 else args.messages // 4
+                for r in range(args.rounds):
+                    # Alternate which side goes first, so drift hits both alike.
+                    for enc in encs if r % 2 == 0 else encs[::-1]:
+                        b = brokers[enc]
+                        topic = f"bench-{size}-{acks}-{r}"
+                        before = cpu_ns(b.proc.pid)
+                        prod = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
+                        spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
+                        prod["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
+                        cons = loadgen(exe, "consume", b.bootstrap, topic, n)
+                        rows.setdefault((size, acks, enc), []).append((prod, cons))
+    finally:
+        for b in brokers.values():
+            b.stop()
     print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms "
           "| broker MB per CPU-s | consume MB/s | consume msgs/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for enc in ["local", "none"]:
-        work = base / f"enc-{enc}"
-        work.mkdir(exist_ok=True)
-        b = Broker(args.broker_bin, work, f'encryption = "{enc}"\n').start()
-        try:
-            for size in [100, 1024]:
-                for acks in ["1", "all"]:
-                    n = args.messages if size == 100 else args.messages // 4
-                    prod, cons = [], []
-                    for r in range(args.rounds):
-                        topic = f"bench-{size}-{acks}-{r}"
-                        cpu0 = cpu_seconds(b.proc.pid)
-                        row = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
-                        row["broker_mb_per_cpu_s"] = n * size / 1e6 / (cpu_seconds(b.proc.pid) - cpu0)
-                        prod.append(row)
-                        cons.append(loadgen(exe, "consume", b.bootstrap, topic, n))
-                    print(f"| {size} B | {acks} | {enc} | {median(prod, 'mb_per_s'):.1f} "
-                          f"| {median(prod, 'msgs_per_s'):,.0f} | {median(prod, 'p50_ms'):.1f} "
-                          f"| {median(prod, 'p99_ms'):.1f} | {median(prod, 'broker_mb_per_cpu_s'):.0f} "
-                          f"| {median(cons, 'mb_per_s'):.1f} "
-                          f"| {median(cons, 'msgs_per_s'):,.0f} |", flush=True)
-        finally:
-            b.stop()
+    for (size, acks, enc), runs in rows.items():
+        prod = [p for p, _ in runs]
+        cons = [c for _, c in runs]
+        print(f"| {size} B | {acks} | {enc} | {median(prod, 'mb_per_s'):.1f} "
+              f"| {median(prod, 'msgs_per_s'):,.0f} | {median(prod, 'p50_ms'):.1f} "
+              f"| {median(prod, 'p99_ms'):.1f} | {median(prod, 'broker_mb_per_cpu_s'):.0f} "
+              f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} |")
 
 
 if __name__ == "__main__":

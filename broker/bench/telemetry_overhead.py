@@ -44,7 +44,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from confluent_kafka import Producer  # noqa: E402
+from bench_support import cpu_ns, cpu_spent  # noqa: E402
 from shipper_support import Shipper  # noqa: E402
 from test_broker_harness import Broker  # noqa: E402
 
@@ -85,28 +87,6 @@ def produce(bootstrap, topic, n, size, acks, linger_ms=5, batch_size=1 << 20):
     secs = time.perf_counter() - t0
     lat.sort()
     return n / secs, n * size / secs / 1e6, lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
-
-
-def cpu_ns(pid: int) -> dict[str, int]:
-    """CPU time so far of each thread of `pid`, in ns: the first field of
-    /proc/PID/task/TID/schedstat, the kernel's sum_exec_runtime, the same
-    time that utime + stime of /proc/PID/stat give in 10 ms ticks (too
-    coarse here: the broker spends only ~0.2 s of CPU on 100 MB)."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                out[tid] = int(f.read().split()[0])
-        except FileNotFoundError:  # the thread ended meanwhile
-            pass
-    return out
-
-
-def cpu_spent(before: dict[str, int], after: dict[str, int]) -> tuple[float, int]:
-    """Seconds of CPU between two cpu_ns() readings, and how many threads
-    ended in between (their last part is not counted)."""
-    spent = sum(ns - before.get(tid, 0) for tid, ns in after.items())
-    return spent / 1e9, len(set(before) - set(after))
 
 
 def burst(broker: Broker, n: int) -> dict:
