@@ -193,6 +193,20 @@ pub(crate) mod tests {
         compression: Compression,
         producer: Option<(i64, i32)>,
     ) -> Bytes {
+        encode_records(n, compression, producer, 1_700_000_000_000, |i| {
+            Bytes::from(format!("value-{i}"))
+        })
+    }
+
+    /// A batch of `n` records with values `value(i)`, record `i` stamped
+    /// `first_timestamp + i`.
+    pub(crate) fn encode_records(
+        n: usize,
+        compression: Compression,
+        producer: Option<(i64, i32)>,
+        first_timestamp: i64,
+        value: impl Fn(usize) -> Bytes,
+    ) -> Bytes {
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
                 transactional: false,
@@ -205,9 +219,9 @@ pub(crate) mod tests {
                 offset: i as i64,
                 // The encoder splits batches where offset - sequence changes.
                 sequence: producer.map_or(i as i32 - 1, |p| p.1 + i as i32),
-                timestamp: 1_700_000_000_000 + i as i64,
+                timestamp: first_timestamp + i as i64,
                 key: None,
-                value: Some(Bytes::from(format!("value-{i}"))),
+                value: Some(value(i)),
                 headers: Default::default(),
             })
             .collect();
