@@ -1,36 +1,27 @@
 //! Metadata and the admin APIs: CreateTopics, DeleteTopics,
-//! CreatePartitions, DescribeConfigs, InitProducerId.
+//! CreatePartitions, InitProducerId (configs are in [`super::configs`]).
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest,
-    MetadataResponse, TopicName,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::topic::{valid_topic_name, Topic};
+use super::configs::CONFIG_SOURCE_DEFAULT;
+use super::topic::valid_topic_name;
 use super::{code, open_partition, storage_error, Advertised, Broker};
 use crate::storage::Engine;
-use std::sync::Arc;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const CONFIG_SOURCE_TOPIC: i8 = 1;
-const CONFIG_SOURCE_DEFAULT: i8 = 5;
-
-fn s(v: impl Into<String>) -> StrBytes {
+pub(super) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
@@ -247,13 +238,7 @@ impl<E: Engine> Broker<E> {
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
         let _guard = self.metadata_lock.lock().await;
-        let mut map = self.topics.read().await.clone();
-        let Some(topic) = map.get(name).cloned() else {
-            return Err((
-                code::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("topic `{name}` does not exist"),
-            ));
-        };
+        let topic = self.existing_topic(name).await?;
         let current = topic.partitions.len() as i32;
         if count <= current {
             return Err((
@@ -271,75 +256,10 @@ impl<E: Engine> Broker<E> {
                 .map_err(|e| (storage_error(&e), "storage error".to_string()))?;
             partitions.push(part);
         }
-        map.insert(
-            name.to_string(),
-            Arc::new(Topic {
-                id: topic.id,
-                config: topic.config.clone(),
-                partitions,
-                metrics: topic.metrics.clone(),
-            }),
-        );
-        self.save_topics(&map)
-            .await
-            .map_err(|e| (e, "cannot save topic metadata".to_string()))?;
-        *self.topics.write().await = map;
+        self.put_topic(name, topic.replaced(topic.config.clone(), partitions))
+            .await?;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(())
-    }
-
-    pub(crate) async fn describe_configs(
-        &self,
-        req: DescribeConfigsRequest,
-        version: i16,
-    ) -> DescribeConfigsResponse {
-        let mut resp = DescribeConfigsResponse::default();
-        for res in req.resources {
-            let mut r = DescribeConfigsResult::default();
-            r.resource_type = res.resource_type;
-            r.resource_name = res.resource_name.clone();
-            let (entries, source): (Vec<(&str, String)>, i8) = match res.resource_type {
-                RESOURCE_TOPIC => match self.topics.read().await.get(res.resource_name.as_str()) {
-                    Some(t) => (t.config.entries(), CONFIG_SOURCE_TOPIC),
-                    None => {
-                        r.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
-                        r.error_message =
-                            Some(s(format!("topic `{}` does not exist", res.resource_name)));
-                        (Vec::new(), 0)
-                    }
-                },
-                RESOURCE_BROKER => {
-                    let mut e = self.config.topic_defaults.entries();
-                    e.push((
-                        "auto.create.topics.enable",
-                        self.config.auto_create_topics.to_string(),
-                    ));
-                    e.push(("num.partitions", self.config.default_partitions.to_string()));
-                    (e, CONFIG_SOURCE_DEFAULT)
-                }
-                _ => {
-                    r.error_code = code::INVALID_REQUEST;
-                    r.error_message = Some(s("only topic and broker resources are described"));
-                    (Vec::new(), 0)
-                }
-            };
-            let wanted = res.configuration_keys.as_ref();
-            for (k, v) in entries {
-                if wanted.is_some_and(|w| !w.iter().any(|x| x.as_str() == k)) {
-                    continue;
-                }
-                let mut c = DescribeConfigsResourceResult::default();
-                c.name = s(k);
-                c.value = Some(s(v));
-                c.read_only = res.resource_type == RESOURCE_BROKER;
-                if version >= 1 {
-                    c.config_source = source;
-                }
-                r.configs.push(c);
-            }
-            resp.results.push(r);
-        }
-        resp
     }
 
     pub(crate) fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {

@@ -1,8 +1,10 @@
-//! FindCoordinator, OffsetCommit and OffsetFetch: the group APIs that
-//! touch committed offsets (membership lives in [`crate::group`]).
+//! FindCoordinator, OffsetCommit, OffsetFetch and DeleteGroups: the
+//! group APIs that touch committed offsets (membership lives in
+//! [`crate::group`]).
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -11,8 +13,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -125,6 +128,23 @@ impl<E: Engine> Broker<E> {
                 tr.partitions.push(pr);
             }
             resp.topics.push(tr);
+        }
+        resp
+    }
+
+    pub(crate) async fn delete_groups(&self, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+        let mut resp = DeleteGroupsResponse::default();
+        for group in req.groups_names {
+            let mut r = DeletableGroupResult::default();
+            r.error_code = match self.groups.delete(group.0.as_str()).await {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!(group = %group.0, error = %e, "delete group failed");
+                    storage_error(&e)
+                }
+            };
+            r.group_id = group;
+            resp.results.push(r);
         }
         resp
     }

@@ -2,10 +2,12 @@
 //! [`Request`] in, a typed response out, over any storage [`Engine`].
 
 mod admin;
+pub(crate) mod configs;
 mod fetch;
 mod groups;
 mod produce;
 pub(crate) mod producers;
+mod records;
 #[cfg(test)]
 mod tests;
 pub mod topic;
@@ -226,6 +228,14 @@ impl<E: Engine> Broker<E> {
             RequestKind::DescribeConfigs(r) => {
                 ResponseKind::DescribeConfigs(self.describe_configs(r, version).await)
             }
+            RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(self.alter_configs(r).await),
+            RequestKind::IncrementalAlterConfigs(r) => {
+                ResponseKind::IncrementalAlterConfigs(self.incremental_alter_configs(r).await)
+            }
+            RequestKind::DeleteRecords(r) => {
+                ResponseKind::DeleteRecords(self.delete_records(r).await)
+            }
+            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(self.delete_groups(r).await),
             RequestKind::InitProducerId(r) => {
                 ResponseKind::InitProducerId(self.init_producer_id(r))
             }
@@ -309,18 +319,55 @@ impl<E: Engine> Broker<E> {
                     .map_err(|e| storage_error(&e))?,
             );
         }
-        let topic = Arc::new(Topic {
+        let topic = Topic {
             id: uuid::Uuid::new_v4(),
             config,
             partitions: parts,
             metrics: self.metrics.topic(name),
-        });
-        let mut map = self.topics.read().await.clone();
-        map.insert(name.to_string(), topic);
-        self.save_topics(&map).await?;
-        *self.topics.write().await = map;
+        };
+        self.put_topic(name, topic).await.map_err(|(e, _)| e)?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(())
+    }
+
+    /// Topic `name`, or UNKNOWN_TOPIC_OR_PARTITION naming it. Callers
+    /// about to replace it hold the metadata lock.
+    pub(crate) async fn existing_topic(
+        &self,
+        name: &str,
+    ) -> Result<Arc<Topic<E::Log>>, (i16, String)> {
+        self.topics.read().await.get(name).cloned().ok_or_else(|| {
+            (
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic `{name}` does not exist"),
+            )
+        })
+    }
+
+    /// Persists the topic metadata with `name` set to `topic`, then makes
+    /// it visible. The caller holds the metadata lock.
+    pub(crate) async fn put_topic(
+        &self,
+        name: &str,
+        topic: Topic<E::Log>,
+    ) -> Result<(), (i16, String)> {
+        let mut map = self.topics.read().await.clone();
+        map.insert(name.to_string(), Arc::new(topic));
+        self.save_topics(&map)
+            .await
+            .map_err(|e| (e, format!("cannot save the metadata of topic `{name}`")))?;
+        *self.topics.write().await = map;
+        Ok(())
+    }
+
+    /// Every topic with its name, as it is now.
+    pub(crate) async fn topic_list(&self) -> Vec<(String, Arc<Topic<E::Log>>)> {
+        self.topics
+            .read()
+            .await
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect()
     }
 
     pub(crate) async fn save_topics(&self, map: &TopicMap<E::Log>) -> Result<(), i16> {
@@ -339,13 +386,7 @@ impl<E: Engine> Broker<E> {
     /// Applies every topic's retention; called periodically by the server.
     pub async fn apply_retention(&self) {
         use crate::storage::PartitionLog;
-        let topics: Vec<(String, Arc<Topic<E::Log>>)> = self
-            .topics
-            .read()
-            .await
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone()))
-            .collect();
+        let topics = self.topic_list().await;
         let now = crate::now_ms();
         for (name, topic) in topics {
             let policy = topic.config.log_policy();

@@ -71,10 +71,52 @@ impl TopicConfig {
                 }
             }
             "cleanup.policy" if value == "delete" => {}
-            "cleanup.policy" => return Err("only `cleanup.policy=delete` is supported".into()),
-            _ => return Err(format!("unknown or unsupported topic config `{key}`")),
+            "cleanup.policy" => {
+                return Err(format!(
+                    "only `cleanup.policy=delete` is supported, not `{value}`"
+                ))
+            }
+            _ => return Err(unknown_key(key)),
         }
         Ok(())
+    }
+
+    /// Sets `key` back to its value in `defaults` (IncrementalAlterConfigs
+    /// DELETE); the error names an unknown key.
+    pub fn reset(&mut self, key: &str, defaults: &TopicConfig) -> Result<(), String> {
+        let value = defaults.value(key).ok_or_else(|| unknown_key(key))?;
+        self.set(key, &value)
+    }
+
+    /// Adds (`append`) or removes the comma-separated `items` to or from
+    /// the list config `key` (IncrementalAlterConfigs APPEND and
+    /// SUBTRACT). The only list config here is `cleanup.policy`; other
+    /// keys are refused with a message naming them.
+    pub fn change_list(&mut self, key: &str, items: &str, append: bool) -> Result<(), String> {
+        let current = self.value(key).ok_or_else(|| unknown_key(key))?;
+        if !LIST_CONFIGS.contains(&key) {
+            return Err(format!(
+                "`{key}` is not a list config: APPEND and SUBTRACT apply only to {}; use SET",
+                LIST_CONFIGS.join(", ")
+            ));
+        }
+        let mut list: Vec<&str> = current.split(',').filter(|v| !v.is_empty()).collect();
+        for item in items.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            if append && !list.contains(&item) {
+                list.push(item);
+            } else if !append {
+                list.retain(|v| *v != item);
+            }
+        }
+        self.set(key, &list.join(","))
+    }
+
+    /// The current value of `key` as Kafka prints it.
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.entries()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// Every config as Kafka names and prints it.
@@ -113,6 +155,13 @@ impl Default for TopicConfig {
     }
 }
 
+/// Per-topic configs Kafka defines as lists.
+const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
+
+fn unknown_key(key: &str) -> String {
+    format!("unknown or unsupported topic config `{key}`")
+}
+
 /// A topic as stored in the broker's metadata state file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +190,20 @@ pub(crate) struct Topic<L> {
 }
 
 impl<L: PartitionLog> Topic<L> {
+    /// The same topic (id, counters) with another config and partition list.
+    pub(crate) fn replaced(
+        &self,
+        config: TopicConfig,
+        partitions: Vec<Arc<Mutex<Partition<L>>>>,
+    ) -> Topic<L> {
+        Topic {
+            id: self.id,
+            config,
+            partitions,
+            metrics: self.metrics.clone(),
+        }
+    }
+
     pub(crate) fn record(&self, name: &str) -> TopicRecord {
         TopicRecord {
             name: name.to_string(),

@@ -1,5 +1,5 @@
 //! The group coordinator (classic protocol): JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, DescribeGroups, ListGroups, and the committed
+//! Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, and the committed
 //! offsets, which are persisted as records of a state file and replayed
 //! on start.
 
@@ -31,6 +31,8 @@ pub(crate) const INVALID_GROUP_ID: i16 = 24;
 pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
 pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+pub(crate) const NON_EMPTY_GROUP: i16 = 68;
+pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
 pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
 
 const MIN_SESSION_TIMEOUT_MS: i32 = 1000;
@@ -269,6 +271,31 @@ impl<E: Engine> Coordinator<E> {
             }
         }
         r
+    }
+
+    /// Deletes an empty group and its committed offsets (DeleteGroups);
+    /// the Kafka error code when it has members or is unknown.
+    pub(crate) async fn delete(&self, group: &str) -> Result<i16, StorageError> {
+        if group.is_empty() {
+            return Ok(INVALID_GROUP_ID);
+        }
+        let has_offsets = self.offsets.groups().contains(group);
+        {
+            let mut groups = self.lock();
+            match groups.get(group) {
+                Some(g) if !g.members.is_empty() => return Ok(NON_EMPTY_GROUP),
+                Some(_) => {
+                    groups.remove(group);
+                }
+                None if !has_offsets => return Ok(GROUP_ID_NOT_FOUND),
+                None => {}
+            }
+        }
+        if has_offsets {
+            self.offsets.delete_group(group).await?;
+        }
+        tracing::info!(group, "deleted group");
+        Ok(0)
     }
 
     /// Expires dead members and completes rebalances whose deadline passed.

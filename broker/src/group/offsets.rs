@@ -88,21 +88,37 @@ impl<E: Engine> Offsets<E> {
         }
         let n = self.records.fetch_add(1, Ordering::Relaxed) + 1;
         if n > COMPACT_AFTER {
-            let all: Vec<Commit> = self
-                .lock()
-                .iter()
-                .map(|((g, t, p), (o, m))| Commit {
-                    g: g.clone(),
-                    t: t.clone(),
-                    p: *p,
-                    o: *o,
-                    m: m.clone(),
-                })
-                .collect();
-            let rec = Bytes::from(serde_json::to_vec(&all).expect("commits serialize"));
-            self.engine.write_state(OFFSETS_STATE, &[rec]).await?;
-            self.records.store(1, Ordering::Relaxed);
+            self.rewrite(|_| true).await?;
         }
+        Ok(())
+    }
+
+    /// Durably forgets every committed offset of `group`.
+    pub(crate) async fn delete_group(&self, group: &str) -> Result<(), StorageError> {
+        let _w = self.write.lock().await;
+        self.rewrite(|g| g != group).await?;
+        self.lock().retain(|(g, _, _), _| g != group);
+        Ok(())
+    }
+
+    /// Replaces the state file with one record holding the offsets of the
+    /// groups that `keep` accepts. The caller holds the write lock.
+    async fn rewrite(&self, keep: impl Fn(&str) -> bool) -> Result<(), StorageError> {
+        let all: Vec<Commit> = self
+            .lock()
+            .iter()
+            .filter(|((g, _, _), _)| keep(g))
+            .map(|((g, t, p), (o, m))| Commit {
+                g: g.clone(),
+                t: t.clone(),
+                p: *p,
+                o: *o,
+                m: m.clone(),
+            })
+            .collect();
+        let rec = Bytes::from(serde_json::to_vec(&all).expect("commits serialize"));
+        self.engine.write_state(OFFSETS_STATE, &[rec]).await?;
+        self.records.store(1, Ordering::Relaxed);
         Ok(())
     }
 

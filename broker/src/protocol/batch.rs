@@ -194,15 +194,23 @@ pub(crate) mod tests {
         compression: Compression,
         producer: Option<(i64, i32)>,
     ) -> Bytes {
-        batch_stamped(n, compression, producer, |i| 1_700_000_000_000 + i as i64)
+        encode_records(
+            n,
+            compression,
+            producer,
+            |i| 1_700_000_000_000 + i as i64,
+            |i| Bytes::from(format!("value-{i}")),
+        )
     }
 
-    /// A batch of `n` records, record `i` stamped `timestamp(i)`.
-    pub(crate) fn batch_stamped(
+    /// A batch of `n` records, record `i` stamped `timestamp(i)` with value
+    /// `value(i)`.
+    pub(crate) fn encode_records(
         n: usize,
         compression: Compression,
         producer: Option<(i64, i32)>,
         timestamp: impl Fn(usize) -> i64,
+        value: impl Fn(usize) -> Bytes,
     ) -> Bytes {
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
@@ -218,7 +226,7 @@ pub(crate) mod tests {
                 sequence: producer.map_or(i as i32 - 1, |p| p.1 + i as i32),
                 timestamp: timestamp(i),
                 key: None,
-                value: Some(Bytes::from(format!("value-{i}"))),
+                value: Some(value(i)),
                 headers: Default::default(),
             })
             .collect();

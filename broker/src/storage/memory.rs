@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    batch_index_for_offset, expired_segments, Engine, LogPolicy, PartitionLog, SegmentInfo,
-    StorageError,
+    batch_index_for_offset, expired_segments, segments_below, Engine, LogPolicy, PartitionLog,
+    SegmentInfo, StorageError,
 };
 use crate::protocol::batch::BatchHeader;
 
@@ -22,7 +22,14 @@ pub struct MemoryEngine {
     logs: SharedLogs,
 }
 
-type SharedLogs = Arc<Mutex<HashMap<(String, i32), Vec<MemorySegment>>>>;
+type SharedLogs = Arc<Mutex<HashMap<(String, i32), StoredLog>>>;
+
+/// What a reopened partition gets back: its segments and log start offset.
+#[derive(Debug, Clone, Default)]
+struct StoredLog {
+    segments: Vec<MemorySegment>,
+    start: i64,
+}
 
 #[derive(Debug, Clone, Default)]
 struct MemorySegment {
@@ -45,10 +52,22 @@ pub struct MemoryLog {
 
 impl MemoryLog {
     fn persist(&self) {
-        self.shared
-            .lock()
-            .expect("memory engine lock")
-            .insert(self.key.clone(), self.segments.clone());
+        self.shared.lock().expect("memory engine lock").insert(
+            self.key.clone(),
+            StoredLog {
+                segments: self.segments.clone(),
+                start: self.start,
+            },
+        );
+    }
+
+    fn first_stored_offset(&self) -> i64 {
+        self.headers.first().map_or(self.next, |h| h.base_offset)
+    }
+
+    fn drop_segments(&mut self, n: usize) {
+        let dropped: usize = self.segments.drain(..n).map(|s| s.batches.len()).sum();
+        self.headers.drain(..dropped);
     }
 }
 
@@ -136,12 +155,45 @@ impl PartitionLog for MemoryLog {
             .collect();
         let n = expired_segments(&infos, policy, now_ms);
         if n > 0 {
-            let dropped: usize = self.segments.drain(..n).map(|s| s.batches.len()).sum();
-            self.headers.drain(..dropped);
-            self.start = self.headers.first().map_or(self.next, |h| h.base_offset);
+            self.drop_segments(n);
+            self.start = self.start.max(self.first_stored_offset());
             self.persist();
         }
         Ok(n)
+    }
+    async fn delete_records_before(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
+        let offset = offset.min(self.next);
+        if offset <= self.start {
+            return Ok(0);
+        }
+        self.start = offset;
+        let active_below = self
+            .segments
+            .last()
+            .and_then(|s| s.batches.last())
+            .is_some_and(|(h, _)| h.last_offset < offset);
+        if active_below {
+            self.segments.push(MemorySegment {
+                created_ms: now_ms,
+                ..Default::default()
+            });
+        }
+        let lasts: Vec<Option<i64>> = self
+            .segments
+            .iter()
+            .map(|s| s.batches.last().map(|(h, _)| h.last_offset))
+            .collect();
+        let n = segments_below(&lasts, offset);
+        self.drop_segments(n);
+        self.persist();
+        Ok(n)
+    }
+    fn set_policy(&mut self, policy: LogPolicy) {
+        self.policy = policy;
     }
     fn size_bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.size).sum()
@@ -159,19 +211,23 @@ impl Engine for MemoryEngine {
         policy: LogPolicy,
     ) -> Result<MemoryLog, StorageError> {
         let key = (topic.to_string(), partition);
-        let segments = self
+        let stored = self
             .logs
             .lock()
             .expect("memory engine lock")
             .get(&key)
             .cloned()
             .unwrap_or_default();
+        let segments = stored.segments;
         let headers: Vec<BatchHeader> = segments
             .iter()
             .flat_map(|s| s.batches.iter().map(|b| b.0))
             .collect();
-        let next = headers.last().map_or(0, |h| h.last_offset + 1);
-        let start = headers.first().map_or(next, |h| h.base_offset);
+        let next = headers.last().map_or(stored.start, |h| h.last_offset + 1);
+        let start = headers
+            .first()
+            .map_or(next, |h| h.base_offset)
+            .max(stored.start);
         Ok(MemoryLog {
             key,
             shared: self.logs.clone(),

@@ -145,6 +145,18 @@ pub trait PartitionLog: Send + Sync {
         policy: &LogPolicy,
         now_ms: i64,
     ) -> Result<usize, StorageError>;
+    /// Moves the log start offset up to `offset` (DeleteRecords), durably
+    /// before returning, and deletes the segments wholly below it; the
+    /// active segment is rolled first when every record in it is below.
+    /// `offset` is clamped to the log end; an offset at or below the
+    /// current start changes nothing. Returns the segments deleted.
+    async fn delete_records_before(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<usize, StorageError>;
+    /// Replaces the roll policy (segment size and age) used by appends.
+    fn set_policy(&mut self, policy: LogPolicy);
     /// Bytes stored.
     fn size_bytes(&self) -> u64;
 }
@@ -169,6 +181,16 @@ pub trait Engine: Send + Sync + 'static {
     async fn write_state(&self, name: &str, records: &[Bytes]) -> Result<(), StorageError>;
     /// Appends one record to the state file `name` and makes it durable.
     async fn append_state(&self, name: &str, record: &[u8]) -> Result<(), StorageError>;
+}
+
+/// How many of the oldest `segments` (given by their last offset, `None`
+/// when empty) lie wholly below `offset`; the last (active) one never counts.
+pub(crate) fn segments_below(last_offsets: &[Option<i64>], offset: i64) -> usize {
+    let closed = last_offsets.len().saturating_sub(1);
+    last_offsets[..closed]
+        .iter()
+        .take_while(|last| last.is_none_or(|l| l < offset))
+        .count()
 }
 
 /// Index of the first batch in `headers` that holds `offset` or comes after it.

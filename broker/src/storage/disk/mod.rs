@@ -5,6 +5,7 @@
 //! ```text
 //! logs/<topic>-<partition>/<base offset, 20 digits>.log    record batches, one frame each
 //! logs/<topic>-<partition>/<base offset, 20 digits>.index  per batch: frame position + batch header
+//! logs/<topic>-<partition>/log-start-offset              set by DeleteRecords (see [`log_start`])
 //! state/<name>                                            topic metadata, committed offsets
 //! ```
 //!
@@ -16,9 +17,13 @@
 //! - On open, the active segment is scanned and a torn tail truncated, so
 //!   every batch acknowledged before a crash is read back at its offset.
 //! - Retention deletes whole closed segments, never the active one.
+//!   DeleteRecords persists the new log start offset first, then deletes
+//!   the segments wholly below it (rolling the active one first when it
+//!   is wholly below too).
 //! - Every file goes through [`frames`], the single at-rest seam.
 
 pub mod frames;
+mod log_start;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -33,7 +38,9 @@ use tokio::sync::Mutex;
 
 use self::frames::{read_frames, AtRest, FrameWriter};
 use self::segment::Segment;
-use super::{expired_segments, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError};
+use super::{
+    expired_segments, segments_below, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError,
+};
 use crate::protocol::batch::BatchHeader;
 
 /// Stores partitions and state files under one data directory.
@@ -92,6 +99,23 @@ impl DiskLog {
         self.segments
             .push(Segment::create(&self.dir, base_offset, now_ms, &self.at_rest).await?);
         sync_dir(&self.dir)
+    }
+
+    fn first_stored_offset(&self) -> i64 {
+        self.segments
+            .iter()
+            .find_map(|s| s.first_offset())
+            .unwrap_or(self.next)
+    }
+
+    fn delete_segments(&mut self, n: usize) -> Result<(), StorageError> {
+        for seg in self.segments.drain(..n) {
+            seg.delete()?;
+        }
+        if n > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     fn segment_for_offset(&self, offset: i64) -> usize {
@@ -182,17 +206,36 @@ impl PartitionLog for DiskLog {
             })
             .collect();
         let n = expired_segments(&infos, policy, now_ms);
-        for seg in self.segments.drain(..n) {
-            seg.delete()?;
-        }
-        if n > 0 {
-            self.start = self
-                .segments
-                .first()
-                .map_or(self.next, |s| s.first_offset().unwrap_or(self.next));
-            sync_dir(&self.dir)?;
-        }
+        self.delete_segments(n)?;
+        self.start = self.start.max(self.first_stored_offset());
         Ok(n)
+    }
+    async fn delete_records_before(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
+        let offset = offset.min(self.next);
+        if offset <= self.start {
+            return Ok(0);
+        }
+        log_start::write(&self.dir, &self.at_rest, offset).await?;
+        self.start = offset;
+        let active_below = self
+            .segments
+            .last()
+            .and_then(|s| s.last_offset())
+            .is_some_and(|last| last < offset);
+        if active_below {
+            self.roll(self.next, now_ms).await?;
+        }
+        let lasts: Vec<Option<i64>> = self.segments.iter().map(|s| s.last_offset()).collect();
+        let n = segments_below(&lasts, offset);
+        self.delete_segments(n)?;
+        Ok(n)
+    }
+    fn set_policy(&mut self, policy: LogPolicy) {
+        self.policy = policy;
     }
     fn size_bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.size).sum()
@@ -231,10 +274,12 @@ impl Engine for DiskEngine {
             .rev()
             .find_map(|s| s.last_offset())
             .map_or_else(|| bases.last().copied().unwrap_or(0), |last| last + 1);
-        let start = segments
+        let first_stored = segments
             .iter()
             .find_map(|s| s.first_offset())
             .unwrap_or(next);
+        let moved = log_start::read(&dir, &self.at_rest).await?;
+        let start = first_stored.max(moved.unwrap_or(i64::MIN)).min(next);
         Ok(DiskLog {
             dir,
             at_rest: self.at_rest.clone(),

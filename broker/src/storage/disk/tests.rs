@@ -164,3 +164,62 @@ async fn no_file_holds_a_produced_plaintext_marker() {
     }
     assert_eq!(engine.read_state("offsets").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn delete_records_moves_the_start_deletes_segments_below_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = DiskEngine::open(dir.path(), sealed()).unwrap();
+    let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
+    append_n(&mut log, 40).await;
+    let segments = files(dir.path(), "log").len();
+    let first_kept = log
+        .headers()
+        .iter()
+        .find(|h| h.last_offset >= 61)
+        .unwrap()
+        .base_offset;
+    let deleted = log
+        .delete_records_before(61, crate::now_ms())
+        .await
+        .unwrap();
+    assert!(deleted > 0, "segments wholly below 61 are deleted");
+    assert_eq!(files(dir.path(), "log").len(), segments - deleted);
+    assert_eq!(
+        log.log_start_offset(),
+        61,
+        "the start is the offset asked for"
+    );
+    // The segment holding offset 61 is kept, from its first batch.
+    assert!(log.headers()[0].base_offset <= first_kept);
+    assert_eq!(
+        log.delete_records_before(10, crate::now_ms())
+            .await
+            .unwrap(),
+        0,
+        "an offset below the start changes nothing"
+    );
+    assert_eq!(log.log_start_offset(), 61);
+    drop(log);
+
+    let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
+    assert_eq!(log.log_start_offset(), 61, "the start survives a reopen");
+    assert_eq!(log.next_offset(), 120);
+    // Everything: the active segment is rolled and every old one deleted.
+    log.delete_records_before(120, crate::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(log.log_start_offset(), 120);
+    assert!(log.headers().is_empty(), "{:?}", log.headers());
+    assert_eq!(
+        files(dir.path(), "log").len(),
+        1,
+        "only the new empty segment"
+    );
+    drop(log);
+
+    let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
+    assert_eq!((log.log_start_offset(), log.next_offset()), (120, 120));
+    append_n(&mut log, 1).await;
+    let batches = log.read(120, usize::MAX).await.unwrap();
+    assert_eq!(read_header(&batches[0], true).unwrap().base_offset, 120);
+}

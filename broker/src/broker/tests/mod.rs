@@ -16,7 +16,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::{Advertised, Broker, BrokerConfig};
-use crate::protocol::batch::tests::{batch_stamped, client_batch};
+use crate::protocol::batch::tests::{client_batch, encode_records};
 use crate::protocol::versions::SUPPORTED;
 use crate::protocol::{encode_response, Request};
 use crate::storage::disk::frames::AtRest;
@@ -168,17 +168,24 @@ async fn produce_assigns_offsets_and_fetch_returns_whole_batches<E: Engine + Clo
     assert_eq!(list_offset(&b, "orders", 1_700_000_000_002).await, 2);
 }
 
+/// A batch of `n` records, record `i` stamped `timestamp(i)`.
+fn stamped(n: usize, compression: Compression, timestamp: impl Fn(usize) -> i64) -> Bytes {
+    encode_records(n, compression, None, timestamp, |i| {
+        Bytes::from(format!("v{i}"))
+    })
+}
+
 async fn list_offsets_by_timestamp_finds_the_record<E: Engine + Clone>(engine: E) {
     let b = Broker::open(config(), engine).await.unwrap();
     let t = 1_800_000_000_000;
     // Offsets 0-3 stamped t, t+50, t+10, t+20; offsets 4-6 stamped t+30..t+32.
-    let first = batch_stamped(4, Compression::Gzip, None, |i| t + [0, 50, 10, 20][i]);
+    let first = stamped(4, Compression::Gzip, |i| t + [0, 50, 10, 20][i]);
     produce(&b, "times", 0, first, 1).await;
     produce(
         &b,
         "times",
         0,
-        batch_stamped(3, Compression::None, None, |i| t + 30 + i as i64),
+        stamped(3, Compression::None, |i| t + 30 + i as i64),
         1,
     )
     .await;
@@ -234,21 +241,7 @@ async fn restart_keeps_topics_records_offsets_and_producer_state<E: Engine + Clo
         )
         .await;
         produce(&b, "keep", 0, client_batch(2, Compression::Gzip, None), -1).await;
-        let mut p = OffsetCommitRequestPartition::default();
-        p.partition_index = 0;
-        p.committed_offset = 4;
-        let mut t = OffsetCommitRequestTopic::default();
-        t.name = name("keep");
-        t.partitions = vec![p];
-        let mut req = OffsetCommitRequest::default();
-        req.group_id = GroupId(StrBytes::from_static_str("g"));
-        req.generation_id_or_member_epoch = -1;
-        req.topics = vec![t];
-        b.handle(
-            request(ApiKey::OffsetCommit, 7, RequestKind::OffsetCommit(req)),
-            &adv(),
-        )
-        .await;
+        admin_client::commit(&b, "g", "keep", 4).await;
     }
     let b = Broker::open(config(), reopen()).await.unwrap();
     assert_eq!(fetch(&b, "keep", 0, 0).await.2, (0..5).collect::<Vec<_>>());
@@ -397,6 +390,14 @@ async fn every_advertised_version_encodes<E: Engine + Clone>(engine: E) {
                 ApiKey::FindCoordinator => {
                     RequestKind::FindCoordinator(FindCoordinatorRequest::default())
                 }
+                ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
+                ApiKey::IncrementalAlterConfigs => {
+                    RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+                }
+                ApiKey::DeleteRecords => {
+                    RequestKind::DeleteRecords(DeleteRecordsRequest::default())
+                }
+                ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
                 _ => continue,
             };
             let resp = b.handle(request(*api, v, body), &adv()).await.unwrap();
@@ -476,15 +477,7 @@ async fn restart_on_disk_engine() {
 
 #[tokio::test]
 async fn produce_and_fetch_are_counted_per_topic_and_admin_requests_audited() {
-    use wharf_exporters::{Auditor, MemorySink};
-    let b = Broker::open(config(), MemoryEngine::default())
-        .await
-        .unwrap();
-    let sink = MemorySink::new();
-    let auditor = Auditor::new(sink.clone(), "wharf", 0);
-    b.set_audit(Box::new(move |e| {
-        auditor.emit(e);
-    }));
+    let (b, sink) = admin_client::audited_broker().await;
     let batch = client_batch(3, Compression::None, None);
     let bytes = batch.len() as f64;
     assert_eq!(produce(&b, "orders", 0, batch, 1).await.0, 0);
@@ -501,6 +494,10 @@ async fn produce_and_fetch_are_counted_per_topic_and_admin_requests_audited() {
     assert_eq!(value("messages_in.topic"), Some(3.0));
     assert_eq!(value("messages_out.topic"), Some(3.0));
     assert!(value("log_size").is_some());
+    assert!(
+        sink.json_lines().is_empty(),
+        "produce and fetch are not audited"
+    );
 
     // An admin request gives one audit record; a produce gives none.
     let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
@@ -510,15 +507,7 @@ async fn produce_and_fetch_are_counted_per_topic_and_admin_requests_audited() {
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
     let body = RequestKind::CreateTopics(req);
-    let pending = b.audit_begin(&body).expect("CreateTopics is audited");
-    let resp = b
-        .handle(request(ApiKey::CreateTopics, 5, body), &adv())
-        .await;
-    let peer: std::net::SocketAddr = "10.0.0.7:5123".parse().unwrap();
-    b.audit_end(pending, resp.as_ref(), "scenario", peer, 5, 17);
-    let lines = sink.json_lines();
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let r = &lines[0];
+    let r = admin_client::audited(&b, &sink, ApiKey::CreateTopics, 5, body).await;
     assert_eq!(r["eventName"], "CreateTopics");
     assert_eq!(r["sourceIPAddress"], "10.0.0.7");
     assert_eq!(r["userAgent"], "scenario");
@@ -531,3 +520,7 @@ async fn produce_and_fetch_are_counted_per_topic_and_admin_requests_audited() {
         .audit_begin(&RequestKind::Produce(ProduceRequest::default()))
         .is_none());
 }
+
+mod admin;
+mod admin_audit;
+mod admin_client;

@@ -10,13 +10,15 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
-use serde_json::{json, Value};
+use serde_json::Value;
 use wharf_exporters::{AuditEvent, BrokerGauge, MetricsRegistry};
 
+pub use self::audit_record::{error_name, request_parameters, response_elements};
 use crate::broker::Broker;
 use crate::storage::{Engine, PartitionLog};
+
+mod audit_record;
 
 /// Where the broker hands its audit events (the telemetry's auditor).
 pub type AuditHook = Box<dyn Fn(AuditEvent) + Send + Sync>;
@@ -77,13 +79,7 @@ impl<E: Engine> Broker<E> {
     /// and offsets per partition, and consumer lag per group and partition.
     /// Call it periodically, off the request path.
     pub async fn refresh_metrics(&self) {
-        let topics: Vec<_> = self
-            .topics
-            .read()
-            .await
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone()))
-            .collect();
+        let topics = self.topic_list().await;
         let mut ends = BTreeMap::new();
         let mut partitions = 0i64;
         for (name, topic) in &topics {
@@ -128,139 +124,6 @@ impl<E: Engine> Broker<E> {
     }
 }
 
-/// Kafka's name of an error code (`TOPIC_ALREADY_EXISTS`), `NONE` for 0.
-pub fn error_name(code: i16) -> String {
-    if code == 0 {
-        return "NONE".into();
-    }
-    match ResponseError::try_from_code(code) {
-        Some(e) => {
-            let camel = format!("{e:?}");
-            let mut out = String::new();
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(c.to_ascii_uppercase());
-            }
-            out
-        }
-        None => format!("ERROR_{code}"),
-    }
-}
-
-/// The audit name and `requestParameters` of an admin request.
-pub fn request_parameters(body: &RequestKind) -> Option<(&'static str, Value)> {
-    Some(match body {
-        RequestKind::CreateTopics(r) => (
-            "CreateTopics",
-            json!({
-                "topics": r.topics.iter().map(|t| json!({
-                    "name": t.name.0.as_str(),
-                    "numPartitions": t.num_partitions,
-                    "replicationFactor": t.replication_factor,
-                    "configs": t.configs.iter().map(|c| json!({
-                        "name": c.name.as_str(),
-                        "value": c.value.as_ref().map(|v| v.as_str()),
-                    })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-                "timeoutMs": r.timeout_ms,
-                "validateOnly": r.validate_only,
-            }),
-        ),
-        RequestKind::DeleteTopics(r) => (
-            "DeleteTopics",
-            json!({
-                "topics": r.topic_names.iter().map(|n| n.0.as_str())
-                    .chain(r.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.as_str())))
-                    .collect::<Vec<_>>(),
-                "timeoutMs": r.timeout_ms,
-            }),
-        ),
-        RequestKind::CreatePartitions(r) => (
-            "CreatePartitions",
-            json!({
-                "topics": r.topics.iter().map(|t| json!({
-                    "name": t.name.0.as_str(),
-                    "count": t.count,
-                })).collect::<Vec<_>>(),
-                "timeoutMs": r.timeout_ms,
-                "validateOnly": r.validate_only,
-            }),
-        ),
-        RequestKind::AlterConfigs(_) => ("AlterConfigs", json!({})),
-        RequestKind::IncrementalAlterConfigs(_) => ("IncrementalAlterConfigs", json!({})),
-        RequestKind::DeleteRecords(_) => ("DeleteRecords", json!({})),
-        RequestKind::DeleteGroups(r) => (
-            "DeleteGroups",
-            json!({"groups": r.groups_names.iter().map(|g| g.0.as_str()).collect::<Vec<_>>()}),
-        ),
-        _ => return None,
-    })
-}
-
-/// Per-topic results as `responseElements`, and the error of a request
-/// that failed as a whole (every topic refused).
-pub fn response_elements(resp: &ResponseKind) -> (Value, Option<(String, String)>) {
-    let results: Vec<(String, i16, Option<String>)> = match resp {
-        ResponseKind::CreateTopics(r) => r
-            .topics
-            .iter()
-            .map(|t| {
-                (
-                    t.name.0.to_string(),
-                    t.error_code,
-                    t.error_message.as_ref().map(|m| m.to_string()),
-                )
-            })
-            .collect(),
-        ResponseKind::DeleteTopics(r) => r
-            .responses
-            .iter()
-            .map(|t| {
-                (
-                    t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
-                    t.error_code,
-                    t.error_message.as_ref().map(|m| m.to_string()),
-                )
-            })
-            .collect(),
-        ResponseKind::CreatePartitions(r) => r
-            .results
-            .iter()
-            .map(|t| {
-                (
-                    t.name.0.to_string(),
-                    t.error_code,
-                    t.error_message.as_ref().map(|m| m.to_string()),
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let elements = json!({
-        "topics": results.iter().map(|(name, code, message)| {
-            let mut v = json!({"name": name, "errorCode": error_name(*code)});
-            if let Some(m) = message.as_ref().filter(|m| !m.is_empty()) {
-                v["errorMessage"] = m.clone().into();
-            }
-            v
-        }).collect::<Vec<_>>(),
-    });
-    let failed = !results.is_empty() && results.iter().all(|(_, c, _)| *c != 0);
-    let error = failed.then(|| {
-        let (name, code, message) = &results[0];
-        (
-            error_name(*code),
-            message
-                .clone()
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| format!("topic `{name}`: {}", error_name(*code))),
-        )
-    });
-    (elements, error)
-}
-
 /// True when a response reports an error (top-level or for any partition
 /// or topic), for the request error counters.
 pub fn response_has_error(resp: &ResponseKind) -> bool {
@@ -292,10 +155,7 @@ pub fn response_has_error(resp: &ResponseKind) -> bool {
         ResponseKind::LeaveGroup(r) => r.error_code != 0,
         ResponseKind::ApiVersions(r) => r.error_code != 0,
         ResponseKind::InitProducerId(r) => r.error_code != 0,
-        ResponseKind::CreateTopics(_)
-        | ResponseKind::DeleteTopics(_)
-        | ResponseKind::CreatePartitions(_) => response_elements(resp).1.is_some(),
-        _ => false,
+        _ => audit_record::any_admin_error(resp),
     }
 }
 
