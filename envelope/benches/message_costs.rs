@@ -1,7 +1,10 @@
 //! What one message costs before any byte is encrypted: the pieces of the
 //! fixed per-message work (message id, HKDF-SHA512 key derivation and
 //! commitment, AES key setup) timed one by one, to explain the small-message
-//! rows of the `envelope` bench.
+//! rows of the `envelope` bench. `sha2 compress512 x10` is the floor of the
+//! format's key derivation (HKDF-SHA512 extract plus two one-block expands
+//! is ten SHA-512 block compressions, whatever the implementation);
+//! `whole message of 0 B` is everything a message costs besides its bytes.
 //!
 //! Run: `cargo bench -p wharf-envelope --bench message_costs`
 
@@ -77,10 +80,46 @@ fn main() {
         c.update(&[2u8; 32]);
         black_box(c.finish());
     });
+    let block = [5u8; 128];
+    t("sha2 compress512 x1", || {
+        let mut st = [1u64; 8];
+        sha2::block_api::compress512(&mut st, &[block]);
+        black_box(st);
+    });
+    t("sha2 compress512 x10", || {
+        let mut st = [1u64; 8];
+        for _ in 0..10 {
+            sha2::block_api::compress512(&mut st, &[block]);
+        }
+        black_box(st);
+    });
     t("aes key", || {
         let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[3; 32]).unwrap());
         black_box(k);
     });
+    let data_key = wharf_envelope::DataKey::from_bytes([9; 32]);
+    let wrapped = wharf_envelope::WrappedKey {
+        provider_id: "aws-kms".into(),
+        provider_info: b"arn:aws:kms:us-east-1:000000000000:key/0".to_vec(),
+        ciphertext: vec![0xAB; 184],
+    };
+    let context: wharf_envelope::EncryptionContext =
+        [("cluster".to_string(), "bench".to_string())].into();
+    let opts = wharf_envelope::message::EncryptOptions::default().frame_length(64 * 1024);
+    for size in [0usize, 1024, 64 * 1024] {
+        let plaintext = vec![1u8; size];
+        t(&format!("whole message of {size} B"), || {
+            let m = wharf_envelope::message::encrypt_with_data_key(
+                &data_key,
+                vec![wrapped.clone()],
+                context.clone(),
+                &plaintext,
+                &opts,
+            )
+            .unwrap();
+            black_box(m);
+        });
+    }
     t("alloc 64k zeroed", || {
         let v = vec![0u8; 65536];
         black_box(v);

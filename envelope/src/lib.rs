@@ -23,6 +23,7 @@ pub mod atrest;
 mod cache;
 mod context;
 mod error;
+mod hmac_sha512;
 mod key;
 pub mod kms;
 mod local;

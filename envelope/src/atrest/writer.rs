@@ -337,20 +337,28 @@ impl SealedWriter {
         }
         let pos = self.position;
         let aad = crypto::record_aad(&self.file_id, pos, &header.signed_bytes());
-        self.buf.clear();
-        self.buf.extend_from_slice(&header.encode());
-        let body_at = self.buf.len();
-        self.buf.extend_from_slice(plaintext);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(
+        // Seal straight from `plaintext` into the record buffer: no copy
+        // of the plaintext first. The buffer only grows (zero-filled once).
+        let head = header.encode();
+        let len = head.len() + plaintext.len() + TAG_LEN;
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let record = &mut self.buf[..len];
+        let (head_out, rest) = record.split_at_mut(head.len());
+        head_out.copy_from_slice(&head);
+        let (body, tag) = rest.split_at_mut(plaintext.len());
+        self.key
+            .seal_out_of_place_scatter(
                 nonce,
                 aws_lc_rs::aead::Aad::from(&aad[..]),
-                &mut self.buf[body_at..],
+                plaintext,
+                body,
+                &[],
+                tag,
             )
             .expect("AES-GCM sealing within the frame limit cannot fail");
-        self.buf.extend_from_slice(tag.as_ref());
-        if let Err(source) = self.file.write_all_at(&self.buf, pos) {
+        if let Err(source) = self.file.write_all_at(&self.buf[..len], pos) {
             // Undo a partial write so the next record starts at a boundary.
             if self.file.set_len(pos).is_err() {
                 self.broken = true;
@@ -360,7 +368,7 @@ impl SealedWriter {
                 source,
             });
         }
-        self.position += self.buf.len() as u64;
+        self.position += len as u64;
         Ok(())
     }
 }

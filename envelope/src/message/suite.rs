@@ -7,7 +7,9 @@
 //! plaintext under one data key only.
 
 use aws_lc_rs::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
-use aws_lc_rs::hmac;
+use zeroize::Zeroize;
+
+use crate::hmac_sha512::HmacSha512;
 
 use crate::{DataKey, Error};
 
@@ -66,33 +68,23 @@ pub(crate) struct MessageKeys {
 ///
 /// Written on HMAC-SHA512 directly: for L = 32 the expansion is a single
 /// block, `T(1) = HMAC(PRK, info ‖ 0x01)`, and one PRK key serves both
-/// outputs; this costs half of two calls to aws-lc-rs's `hkdf` (a few
-/// microseconds per message, which shows on small messages).
+/// outputs; with [`HmacSha512`] that is the ten SHA-512 compressions the
+/// derivation needs and little more (see `benches/message_costs.rs`).
 pub(crate) fn derive_keys(
     data_key: &DataKey,
     suite: AlgorithmSuite,
     message_id: &[u8; MESSAGE_ID_LEN],
 ) -> MessageKeys {
-    let prk = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA512, message_id),
-        data_key.as_bytes(),
-    );
-    let prk = hmac::Key::new(hmac::HMAC_SHA512, prk.as_ref());
-    let expand = |info: &[&[u8]]| {
-        let mut ctx = hmac::Context::with_key(&prk);
-        for part in info {
-            ctx.update(part);
-        }
-        ctx.update(&[1]);
-        ctx.sign()
-    };
-    let key = expand(&[&suite.id().to_be_bytes(), b"DERIVEKEY"]);
+    let mut prk = HmacSha512::new(message_id).sign(&[data_key.as_bytes()]);
+    let expand_key = HmacSha512::new(&prk);
+    prk.zeroize();
+    let mut key = expand_key.sign(&[&suite.id().to_be_bytes(), b"DERIVEKEY", &[1]]);
     let mut commitment = [0u8; COMMITMENT_LEN];
-    commitment.copy_from_slice(&expand(&[b"COMMITKEY"]).as_ref()[..COMMITMENT_LEN]);
+    commitment.copy_from_slice(&expand_key.sign(&[b"COMMITKEY", &[1]])[..COMMITMENT_LEN]);
     let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, &key.as_ref()[..32])
-            .expect("a 32-byte key is a valid AES-256 key"),
+        UnboundKey::new(&AES_256_GCM, &key[..32]).expect("a 32-byte key is a valid AES-256 key"),
     );
+    key.zeroize();
     MessageKeys { aead, commitment }
 }
 
