@@ -8,8 +8,11 @@
 //! raw; then a second table for at-rest frames of that size
 //! (`SealedWriter::append`, `SealedReader::frames`) in a file under
 //! `/dev/shm` (or the temp dir), so the page cache, not a disk, is measured.
+//! Raw AES and Wharf take turns in short slices, and each % is the median
+//! of the per-round ratios, so a shared machine's drift hits both alike.
 
 use std::hint::black_box;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
@@ -27,22 +30,50 @@ const SIZES: [usize; 7] = [
     4 << 20,
 ];
 
-/// Runs `f` repeatedly for about `budget` in each of several rounds and
-/// returns the best rate in MiB/s (the least disturbed round).
-fn rate(bytes: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    let mut best = 0f64;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed() < budget / 5 {
-            f();
-            n += 1;
-        }
-        let secs = start.elapsed().as_secs_f64();
-        best = best.max(n as f64 * bytes as f64 / secs / (1024.0 * 1024.0));
+/// Rounds of [`compare`]: enough for a median that one disturbed round
+/// cannot move.
+const ROUNDS: u32 = 11;
+
+/// Rates of several ways of doing the same work, measured interleaved so
+/// that a slower or busier moment of the machine hits all of them alike:
+/// each round runs every `(bytes per call, f)` in turn for a slice of
+/// `budget / ROUNDS`. Returns, per function, its median rate in MiB/s and
+/// the median over rounds of its rate divided by the first function's (the
+/// raw baseline) in that same round.
+fn compare(budget: Duration, fs: &mut [(usize, &mut dyn FnMut())]) -> Vec<(f64, f64)> {
+    for (_, f) in fs.iter_mut() {
+        f(); // warm-up
     }
-    best
+    let slice = budget / ROUNDS;
+    let mut rates = vec![Vec::new(); fs.len()];
+    let mut ratios = vec![Vec::new(); fs.len()];
+    for _ in 0..ROUNDS {
+        let mut round = Vec::with_capacity(fs.len());
+        for (bytes, f) in fs.iter_mut() {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < slice {
+                f();
+                n += 1;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            round.push(n as f64 * *bytes as f64 / secs / (1024.0 * 1024.0));
+        }
+        for (i, r) in round.iter().enumerate() {
+            rates[i].push(*r);
+            ratios[i].push(r / round[0]);
+        }
+    }
+    rates
+        .into_iter()
+        .zip(ratios)
+        .map(|(r, q)| (median(r), median(q)))
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn hardware() -> String {
@@ -74,7 +105,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let budget = Duration::from_millis(if quick { 150 } else { 600 });
     println!("hardware: {}", hardware());
-    println!("single thread; MiB/s, best of 5 rounds; % = of raw AES-256-GCM in the same run\n");
+    println!("single thread; MiB/s, median of {ROUNDS} rounds in which raw AES-256-GCM and the SDK take turns; % = median of the per-round ratios\n");
     println!(
         "| size | raw seal | SDK enc 64K frames | % | SDK enc 4K frames | % | raw open | SDK dec 64K frames | % | SDK dec 4K frames | % |"
     );
@@ -90,14 +121,9 @@ fn main() {
     };
     let context: EncryptionContext = [("cluster".to_string(), "bench".to_string())].into();
 
-    let mut raw_rates = Vec::new();
     for size in SIZES {
         let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut buf = plaintext.clone();
-
-        // Raw AES is measured before and after the SDK rows and the better
-        // figure kept, so that a disturbance from other processes during
-        // one raw measurement does not flatter the SDK's ratio.
         let mut sealed = plaintext.clone();
         let tag = raw_key
             .seal_in_place_separate_tag(
@@ -106,85 +132,81 @@ fn main() {
                 &mut sealed,
             )
             .unwrap();
-        let mut measure_raw = || {
-            let seal = rate(size, budget, || {
-                let tag = raw_key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key([1; 12]),
-                        Aad::empty(),
-                        &mut buf,
-                    )
-                    .unwrap();
-                let _ = black_box(tag);
-            });
-            // Raw open: from a sealed copy into `buf`, as the SDK decryptor
-            // opens from the message into its output.
-            let open = rate(size, budget, || {
-                raw_key
-                    .open_separate_gather(
-                        Nonce::assume_unique_for_key([2; 12]),
-                        Aad::empty(),
-                        &sealed,
-                        tag.as_ref(),
-                        &mut buf,
-                    )
-                    .unwrap();
-                black_box(&buf);
-            });
-            (seal, open)
-        };
-        let (seal_before, open_before) = measure_raw();
-        let mut sdk = Vec::new();
-        for frame in [64 * 1024u32, 4096] {
-            let opts = EncryptOptions::default().frame_length(frame);
-            let enc = rate(size, budget, || {
-                let msg = encrypt_with_data_key(
-                    &data_key,
-                    vec![wrapped.clone()],
-                    context.clone(),
-                    &plaintext,
-                    &opts,
+        let mut raw_seal = || {
+            let tag = raw_key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key([1; 12]),
+                    Aad::empty(),
+                    &mut buf,
                 )
                 .unwrap();
-                black_box(msg);
-            });
-            let msg = encrypt_with_data_key(
+            let _ = black_box(tag);
+        };
+        let [opts64, opts4] =
+            [64 * 1024u32, 4096].map(|f| EncryptOptions::default().frame_length(f));
+        let encrypt = |opts: &EncryptOptions| {
+            encrypt_with_data_key(
                 &data_key,
                 vec![wrapped.clone()],
                 context.clone(),
                 &plaintext,
-                &opts,
+                opts,
             )
-            .unwrap();
-            let dec = rate(size, budget, || {
-                let out = decrypt_with_data_key(&data_key, &msg, &context).unwrap();
-                black_box(out);
-            });
-            assert_eq!(
-                decrypt_with_data_key(&data_key, &msg, &context)
-                    .unwrap()
-                    .plaintext,
-                plaintext
-            );
-            sdk.push((enc, dec));
+            .unwrap()
+        };
+        let mut enc64 = || drop(black_box(encrypt(&opts64)));
+        let mut enc4 = || drop(black_box(encrypt(&opts4)));
+        let enc = compare(
+            budget,
+            &mut [(size, &mut raw_seal), (size, &mut enc64), (size, &mut enc4)],
+        );
+
+        // Raw open: from a sealed copy into `buf`, as the SDK decryptor
+        // opens from the message into its output.
+        let mut buf = plaintext.clone();
+        let mut raw_open = || {
+            raw_key
+                .open_separate_gather(
+                    Nonce::assume_unique_for_key([2; 12]),
+                    Aad::empty(),
+                    &sealed,
+                    tag.as_ref(),
+                    &mut buf,
+                )
+                .unwrap();
+            black_box(&buf);
+        };
+        let [msg64, msg4] = [&opts64, &opts4].map(encrypt);
+        for msg in [&msg64, &msg4] {
+            let out = decrypt_with_data_key(&data_key, msg, &context).unwrap();
+            assert_eq!(out.plaintext, plaintext);
         }
-        let (seal_after, open_after) = measure_raw();
-        let (raw_seal, raw_open) = (seal_before.max(seal_after), open_before.max(open_after));
-        let mut row = format!("| {} | {raw_seal:.0} ", human(size));
-        let mut dec_cols = format!("| {raw_open:.0} ");
-        for (enc, dec) in sdk {
-            row += &format!("| {enc:.0} | {:.0}% ", 100.0 * enc / raw_seal);
-            dec_cols += &format!("| {dec:.0} | {:.0}% ", 100.0 * dec / raw_open);
-        }
-        println!("{row}{dec_cols}|");
-        raw_rates.push((size, raw_seal, raw_open));
+        let decrypt = |msg: &[u8]| {
+            drop(black_box(
+                decrypt_with_data_key(&data_key, msg, &context).unwrap(),
+            ))
+        };
+        let mut dec64 = || decrypt(&msg64);
+        let mut dec4 = || decrypt(&msg4);
+        let dec = compare(
+            budget,
+            &mut [(size, &mut raw_open), (size, &mut dec64), (size, &mut dec4)],
+        );
+        let cols = |m: &[(f64, f64)]| {
+            let mut c = format!("| {:.0} ", m[0].0);
+            for (rate, ratio) in &m[1..] {
+                c += &format!("| {rate:.0} | {:.0}% ", 100.0 * ratio);
+            }
+            c
+        };
+        println!("| {} {}{}|", human(size), cols(&enc), cols(&dec));
     }
-    at_rest(budget, &raw_rates);
+    at_rest(budget, &raw_key);
 }
 
 /// At-rest frames of each size: append throughput (files rolled at 64 MiB)
 /// and read-back throughput of a file of such frames, beside raw seal/open.
-fn at_rest(budget: Duration, raw: &[(usize, f64, f64)]) {
+fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -200,7 +222,7 @@ fn at_rest(budget: Duration, raw: &[(usize, f64, f64)]) {
         "\nat-rest frames (files in {}):\n",
         dir.path().parent().unwrap().display()
     );
-    println!("| frame size | raw seal | append | % | raw open | read | % |");
+    println!("| frame size | raw seal + write | append | % | raw read + open | read | % |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut n = 0;
     let new_file = |n: &mut u32| {
@@ -215,16 +237,38 @@ fn at_rest(budget: Duration, raw: &[(usize, f64, f64)]) {
                 .unwrap(),
         )
     };
-    for &(size, raw_seal, raw_open) in raw {
+    for size in SIZES {
         let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        // The raw baseline writes too: sealed frames appended to a plain
+        // file beside Wharf's, rolled alike, so the % is the format's cost
+        // and not the page cache's.
+        let mut buf = plaintext.clone();
+        let plain_path = dir.path().join("plain");
+        let mut plain = std::fs::File::create(&plain_path).unwrap();
+        let mut plain_len = 0usize;
+        let mut frame = vec![0u8; size + 16];
+        let mut raw_seal = || {
+            let (ct, tag_out) = frame.split_at_mut(size);
+            let tag = raw_key
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key([1; 12]), Aad::empty(), ct)
+                .unwrap();
+            tag_out.copy_from_slice(tag.as_ref());
+            plain.write_all(&frame).unwrap();
+            plain_len += frame.len();
+            if plain_len > 64 << 20 {
+                plain = std::fs::File::create(&plain_path).unwrap();
+                plain_len = 0;
+            }
+        };
         let (mut path, mut writer) = new_file(&mut n);
-        let append = rate(size, budget, || {
+        let mut append = || {
             writer.append(&plaintext).unwrap();
             if writer.position() > 64 << 20 {
                 std::fs::remove_file(&path).unwrap();
                 (path, writer) = new_file(&mut n);
             }
-        });
+        };
+        let seal = compare(budget, &mut [(size, &mut raw_seal), (size, &mut append)]);
         drop(writer);
         std::fs::remove_file(&path).unwrap();
 
@@ -235,19 +279,69 @@ fn at_rest(budget: Duration, raw: &[(usize, f64, f64)]) {
         }
         writer.finish().unwrap();
         let reader = rt.block_on(SealedReader::open(&path, &keys)).unwrap();
-        let read = rate(size * frames, budget, || {
+        // Raw read: the same number of frames, each sealed with its tag,
+        // read back from a plain file and opened.
+        let sealed_frame = {
+            let mut f = plaintext.clone();
+            let tag = raw_key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key([2; 12]),
+                    Aad::empty(),
+                    &mut f,
+                )
+                .unwrap();
+            f.extend_from_slice(tag.as_ref());
+            f
+        };
+        {
+            let mut plain = std::fs::File::create(&plain_path).unwrap();
+            for _ in 0..frames {
+                plain.write_all(&sealed_frame).unwrap();
+            }
+        }
+        let mut frame_buf = sealed_frame.clone();
+        let mut raw_open = || {
+            let mut plain = std::io::BufReader::with_capacity(
+                256 << 10,
+                std::fs::File::open(&plain_path).unwrap(),
+            );
+            for _ in 0..frames {
+                plain.read_exact(&mut frame_buf).unwrap();
+                let (ct, tag) = frame_buf.split_at(size);
+                raw_key
+                    .open_separate_gather(
+                        Nonce::assume_unique_for_key([2; 12]),
+                        Aad::empty(),
+                        ct,
+                        tag,
+                        &mut buf,
+                    )
+                    .unwrap();
+            }
+            black_box(&buf);
+        };
+        let mut read = || {
             let mut total = 0;
             for f in reader.frames() {
                 total += f.unwrap().data.len();
             }
             assert_eq!(total, size * frames);
-        });
+        };
+        let open = compare(
+            budget,
+            &mut [(size * frames, &mut raw_open), (size * frames, &mut read)],
+        );
         std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&plain_path).unwrap();
         println!(
-            "| {} | {raw_seal:.0} | {append:.0} | {:.0}% | {raw_open:.0} | {read:.0} | {:.0}% |",
+            "| {} | {:.0} | {:.0} | {:.0}% | {:.0} | {:.0} | {:.0}% |",
             human(size),
-            100.0 * append / raw_seal,
-            100.0 * read / raw_open
+            seal[0].0,
+            seal[1].0,
+            100.0 * seal[1].1,
+            open[0].0,
+            open[1].0,
+            100.0 * open[1].1
         );
     }
 }

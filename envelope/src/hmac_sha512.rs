@@ -68,7 +68,7 @@ impl HmacSha512 {
         let mut inner = finish(self.inner, BLOCK, &message[..len]);
         let tag = finish(self.outer, BLOCK, &inner);
         inner.zeroize();
-        message.zeroize();
+        message[..len].zeroize();
         tag
     }
 }
@@ -101,7 +101,9 @@ fn finish(mut state: [u64; 8], done: usize, message: &[u8]) -> [u8; 64] {
     for b in tail[..end].chunks_exact(BLOCK) {
         compress512(&mut state, &[b.try_into().expect("a whole block")]);
     }
-    tail.zeroize();
+    // Only what was written can hold key material; zeroize (volatile,
+    // byte by byte) is a noticeable part of the derivation otherwise.
+    tail[..end].zeroize();
     let mut out = [0u8; 64];
     for (o, w) in out.chunks_exact_mut(8).zip(state) {
         o.copy_from_slice(&w.to_be_bytes());

@@ -576,3 +576,35 @@ fn signed_messages_need_a_key_provider() {
         encrypt_with_data_key(&k, vec![w], EncryptionContext::new(), b"x", &opts).unwrap_err();
     assert!(err.to_string().contains("signed (0x0578)"), "{err}");
 }
+
+/// Message ids come from a pool refilled every few messages: every message
+/// still gets its own, across refills and threads.
+#[test]
+fn every_message_gets_its_own_id() {
+    let key = DataKey::from_bytes([4; 32]);
+    let wrapped = WrappedKey {
+        provider_id: "p".into(),
+        provider_info: b"i".to_vec(),
+        ciphertext: vec![1; 8],
+    };
+    let ids_of = |n: usize| -> Vec<[u8; 32]> {
+        (0..n)
+            .map(|_| {
+                let msg = encrypt_with_data_key(
+                    &key,
+                    vec![wrapped.clone()],
+                    EncryptionContext::new(),
+                    b"x",
+                    &EncryptOptions::default(),
+                )
+                .unwrap();
+                Header::parse(&msg).unwrap().0.message_id
+            })
+            .collect()
+    };
+    let mut ids = ids_of(100);
+    ids.extend(std::thread::scope(|s| s.spawn(|| ids_of(100)).join().unwrap()));
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 200, "a message id was handed out twice");
+    assert!(ids.iter().all(|id| id != &[0; 32]), "an all-zero id");
+}
