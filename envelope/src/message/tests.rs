@@ -603,7 +603,9 @@ fn every_message_gets_its_own_id() {
             .collect()
     };
     let mut ids = ids_of(100);
-    ids.extend(std::thread::scope(|s| s.spawn(|| ids_of(100)).join().unwrap()));
+    ids.extend(std::thread::scope(|s| {
+        s.spawn(|| ids_of(100)).join().unwrap()
+    }));
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), 200, "a message id was handed out twice");
     assert!(ids.iter().all(|id| id != &[0; 32]), "an all-zero id");
