@@ -3,10 +3,11 @@
 //!
 //! Run: `cargo bench -p wharf-envelope --bench envelope`
 //! (`-- --quick` for a shorter run). Prints the hardware, then one row per
-//! size: MiB/s of raw seal/open, of `encrypt_with_data_key` /
-//! `decrypt_with_data_key` at 64 KiB and 4 KiB frames, and their ratio to
-//! raw; then a second table for at-rest frames of that size
-//! (`SealedWriter::append`, `SealedReader::frames`) in a file under
+//! size: MiB/s of raw seal/open, of `encrypt_with_data_key_into` /
+//! `decrypt_with_data_key_into` (one output buffer kept across messages,
+//! as raw AES reuses its buffer) at 64 KiB and 4 KiB frames, and their
+//! ratio to raw; then a second table for at-rest frames of that size
+//! (`SealedWriter::append`, `SealedReader::read_at`) in a file under
 //! `/dev/shm` (or the temp dir), so the page cache, not a disk, is measured.
 //! Raw AES and Wharf take turns in short slices, and each % is the median
 //! of the per-round ratios, so a shared machine's drift hits both alike.
@@ -17,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use wharf_envelope::atrest::{SealedReader, SealedWriter, WriterOptions};
-use wharf_envelope::message::{decrypt_with_data_key, encrypt_with_data_key, EncryptOptions};
+use wharf_envelope::message::{
+    decrypt_with_data_key, decrypt_with_data_key_into, encrypt_with_data_key,
+    encrypt_with_data_key_into, EncryptOptions,
+};
 use wharf_envelope::{DataKey, EncryptionContext, LocalKeyProvider, WrappedKey};
 
 const SIZES: [usize; 7] = [
@@ -154,8 +158,23 @@ fn main() {
             )
             .unwrap()
         };
-        let mut enc64 = || drop(black_box(encrypt(&opts64)));
-        let mut enc4 = || drop(black_box(encrypt(&opts4)));
+        // Into one output buffer kept across messages, as raw AES seals
+        // into one buffer kept across calls.
+        let encrypt_into = |opts: &EncryptOptions, out: &mut Vec<u8>| {
+            encrypt_with_data_key_into(
+                &data_key,
+                vec![wrapped.clone()],
+                context.clone(),
+                &plaintext,
+                opts,
+                out,
+            )
+            .unwrap();
+            black_box(&out);
+        };
+        let (mut out64, mut out4) = (Vec::new(), Vec::new());
+        let mut enc64 = || encrypt_into(&opts64, &mut out64);
+        let mut enc4 = || encrypt_into(&opts4, &mut out4);
         let enc = compare(
             budget,
             &mut [(size, &mut raw_seal), (size, &mut enc64), (size, &mut enc4)],
@@ -181,13 +200,12 @@ fn main() {
             let out = decrypt_with_data_key(&data_key, msg, &context).unwrap();
             assert_eq!(out.plaintext, plaintext);
         }
-        let decrypt = |msg: &[u8]| {
-            drop(black_box(
-                decrypt_with_data_key(&data_key, msg, &context).unwrap(),
-            ))
+        let decrypt = |msg: &[u8], out: &mut Vec<u8>| {
+            black_box(decrypt_with_data_key_into(&data_key, msg, &context, out).unwrap());
         };
-        let mut dec64 = || decrypt(&msg64);
-        let mut dec4 = || decrypt(&msg4);
+        let (mut plain64, mut plain4) = (Vec::new(), Vec::new());
+        let mut dec64 = || decrypt(&msg64, &mut plain64);
+        let mut dec4 = || decrypt(&msg4, &mut plain4);
         let dec = compare(
             budget,
             &mut [(size, &mut raw_open), (size, &mut dec64), (size, &mut dec4)],
@@ -280,7 +298,7 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
         writer.finish().unwrap();
         let reader = rt.block_on(SealedReader::open(&path, &keys)).unwrap();
         // Raw read: the same number of frames, each sealed with its tag,
-        // read back from a plain file and opened.
+        // read back from a plain file one read per frame and opened.
         let sealed_frame = {
             let mut f = plaintext.clone();
             let tag = raw_key
@@ -301,10 +319,8 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
         }
         let mut frame_buf = sealed_frame.clone();
         let mut raw_open = || {
-            let mut plain = std::io::BufReader::with_capacity(
-                256 << 10,
-                std::fs::File::open(&plain_path).unwrap(),
-            );
+            // One read per frame, as `read_at` does one `pread` per frame.
+            let mut plain = std::fs::File::open(&plain_path).unwrap();
             for _ in 0..frames {
                 plain.read_exact(&mut frame_buf).unwrap();
                 let (ct, tag) = frame_buf.split_at(size);
@@ -320,10 +336,12 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
             }
             black_box(&buf);
         };
+        // `read_at`, frame after frame: how the broker reads a segment.
         let mut read = || {
-            let mut total = 0;
-            for f in reader.frames() {
-                total += f.unwrap().data.len();
+            let (mut total, mut pos) = (0, reader.data_start());
+            while let Some(f) = reader.read_at(pos).unwrap() {
+                total += f.data.len();
+                pos = f.next_position;
             }
             assert_eq!(total, size * frames);
         };

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
-use super::frame::{open_frame, FINAL_FRAME_MARKER};
+use super::frame::{open_frame, Output, FINAL_FRAME_MARKER};
 use super::header::{malformed, take, take_array, Header};
 use super::signature::SignatureCheck;
 use super::source::{ReadSource, SliceSource, Source};
@@ -184,14 +184,9 @@ impl<S: Source> Body<S> {
     /// Decrypts the next frame, appending its plaintext to `out` once it
     /// has verified (and, for the final frame of a signed message, once the
     /// signature has). Returns whether it was the final frame.
-    fn next_frame(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
+    fn next_frame(&mut self, out: &mut Output<'_>) -> Result<bool, Error> {
         let head = self.read_head()?;
-        let start = out.len();
-        out.resize(start + head.len, 0);
-        if let Err(e) = self.open_into(&head, &mut out[start..]) {
-            out.truncate(start);
-            return Err(e);
-        }
+        self.open_into(&head, out.room(head.len))?;
         Ok(head.final_frame)
     }
 
@@ -225,7 +220,9 @@ pub async fn decrypt(
     let (header, used) = Header::parse(message)?;
     check_expected_context(&header.context, expected_context)?;
     let keys = unwrap_keys(&header, provider).await?;
-    decrypt_body(header, keys, &message[used..])
+    let mut plaintext = Vec::new();
+    let header = decrypt_body(header, keys, &message[used..], &mut plaintext)?;
+    Ok(Decrypted { plaintext, header })
 }
 
 /// [`decrypt`] with a data key the caller already holds.
@@ -234,24 +231,57 @@ pub fn decrypt_with_data_key(
     message: &[u8],
     expected_context: &EncryptionContext,
 ) -> Result<Decrypted, Error> {
+    let mut plaintext = Vec::new();
+    let header = decrypt_with_data_key_into(data_key, message, expected_context, &mut plaintext)?;
+    Ok(Decrypted { plaintext, header })
+}
+
+/// [`decrypt_with_data_key`] into `out`, which ends up holding exactly the
+/// plaintext; returns the header. A buffer kept from one message to the
+/// next is written over, not zeroed again first. After an error `out` is
+/// empty: no plaintext of a message that did not verify is left in it.
+pub fn decrypt_with_data_key_into(
+    data_key: &DataKey,
+    message: &[u8],
+    expected_context: &EncryptionContext,
+    out: &mut Vec<u8>,
+) -> Result<Header, Error> {
     let (header, used) = Header::parse(message)?;
     check_expected_context(&header.context, expected_context)?;
     let keys = keys_for(&header, data_key)?;
-    decrypt_body(header, keys, &message[used..])
+    decrypt_body(header, keys, &message[used..], out)
 }
 
-fn decrypt_body(header: Header, keys: MessageKeys, body: &[u8]) -> Result<Decrypted, Error> {
+fn decrypt_body(
+    header: Header,
+    keys: MessageKeys,
+    body: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<Header, Error> {
     let mut b = Body::new(SliceSource { data: body }, &header, keys)?;
     // Frames never hold more than their ciphertext, so this never
     // over-reserves by more than the header's worth.
-    let mut plaintext = Vec::with_capacity(body.len());
-    while !b.next_frame(&mut plaintext)? {}
-    if !b.src.data.is_empty() {
-        return Err(Error::TrailingData {
-            count: b.src.data.len(),
-        });
+    buf.reserve(body.len().saturating_sub(buf.len()));
+    let mut out = Output::over(buf);
+    let res = loop {
+        match b.next_frame(&mut out) {
+            Ok(true) if b.src.data.is_empty() => break Ok(()),
+            Ok(true) => {
+                break Err(Error::TrailingData {
+                    count: b.src.data.len(),
+                })
+            }
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    out.finish();
+    if let Err(e) = res {
+        buf.fill(0);
+        buf.clear();
+        return Err(e);
     }
-    Ok(Decrypted { plaintext, header })
+    Ok(header)
 }
 
 /// A message being read from `R`, itself readable as the plaintext.

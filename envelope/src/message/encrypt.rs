@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use super::frame::{seal_frame, MAX_SEQUENCE};
+use super::frame::{seal_frame, Output, MAX_SEQUENCE};
 use super::header::{Header, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY};
 use super::signature::Signer;
 use super::suite::{derive_keys, AlgorithmSuite, MessageKeys, MESSAGE_ID_LEN};
@@ -180,7 +180,7 @@ impl Sealer {
         &mut self,
         plaintext: &[u8],
         final_frame: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output<'_>,
     ) -> Result<(), Error> {
         let sequence = self.next_sequence;
         if sequence > MAX_SEQUENCE {
@@ -201,11 +201,11 @@ impl Sealer {
         );
         self.next_sequence += 1;
         if let Some(s) = &mut self.signer {
-            s.update(&out[start..]);
+            s.update(&out.written()[start..]);
         }
         if final_frame {
             if let Some(s) = self.signer.take() {
-                out.extend_from_slice(&s.footer());
+                out.put(&s.footer());
             }
         }
         Ok(())
@@ -274,11 +274,11 @@ impl<W: Write> Encryptor<W> {
     }
 
     fn emit(&mut self, plaintext: &[u8], final_frame: bool) -> Result<(), Error> {
-        self.out.clear();
+        let mut out = Output::over(&mut self.out);
         let res = self
             .sealer
-            .seal(plaintext, final_frame, &mut self.out)
-            .and_then(|()| self.writer.write_all(&self.out).map_err(Error::Stream));
+            .seal(plaintext, final_frame, &mut out)
+            .and_then(|()| self.writer.write_all(out.written()).map_err(Error::Stream));
         if res.is_err() {
             self.poisoned = true;
         }
@@ -352,7 +352,17 @@ pub async fn encrypt_with_options(
 ) -> Result<Vec<u8>, Error> {
     let (context, signer) = prepare(context, options)?;
     let (key, wrapped) = provider.generate(&context).await?;
-    encrypt_inner(&key, vec![wrapped], context, signer, plaintext, options)
+    let mut out = Vec::new();
+    encrypt_inner(
+        &key,
+        vec![wrapped],
+        context,
+        signer,
+        plaintext,
+        options,
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// [`encrypt_with_options`] under a data key from `cache`, counting the
@@ -368,6 +378,7 @@ pub async fn encrypt_cached(
     options.refuse_signed("encrypt_cached")?;
     check_context(context)?;
     let (key, wrapped) = cache.data_key_for(context, plaintext.len() as u64).await?;
+    let mut out = Vec::new();
     encrypt_inner(
         &key,
         vec![wrapped],
@@ -375,7 +386,9 @@ pub async fn encrypt_cached(
         None,
         plaintext,
         options,
-    )
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// Encrypts `plaintext` under a data key the caller holds, sealing each
@@ -387,9 +400,41 @@ pub fn encrypt_with_data_key(
     plaintext: &[u8],
     options: &EncryptOptions,
 ) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    encrypt_with_data_key_into(
+        data_key,
+        wrapped_keys,
+        context,
+        plaintext,
+        options,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// [`encrypt_with_data_key`] into `out`, which ends up holding exactly the
+/// message. A buffer kept from one message to the next is written over,
+/// not zeroed again first: for many messages in a row, the cheaper way.
+/// After an error, what `out` holds is unspecified.
+pub fn encrypt_with_data_key_into(
+    data_key: &DataKey,
+    wrapped_keys: Vec<WrappedKey>,
+    context: EncryptionContext,
+    plaintext: &[u8],
+    options: &EncryptOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     options.refuse_signed("encrypt_with_data_key")?;
     check_context(&context)?;
-    encrypt_inner(data_key, wrapped_keys, context, None, plaintext, options)
+    encrypt_inner(
+        data_key,
+        wrapped_keys,
+        context,
+        None,
+        plaintext,
+        options,
+        out,
+    )
 }
 
 fn encrypt_inner(
@@ -399,12 +444,15 @@ fn encrypt_inner(
     signer: Option<Signer>,
     plaintext: &[u8],
     options: &EncryptOptions,
-) -> Result<Vec<u8>, Error> {
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
     let (header, mut sealer) = Sealer::start(data_key, wrapped_keys, context, signer, options)?;
     let fl = sealer.frame_length;
     let frames = plaintext.len() / fl + 1;
-    let mut out = header.to_bytes();
-    out.reserve(plaintext.len() + frames * 40 + 110);
+    let header = header.to_bytes();
+    buf.reserve((header.len() + plaintext.len() + frames * 40 + 110).saturating_sub(buf.len()));
+    let mut out = Output::over(buf);
+    out.put(&header);
     // A plaintext that fills its last frame is followed by an empty final
     // frame: the Python SDK refuses a final frame of a whole frame length.
     let mut rest = plaintext;
@@ -414,5 +462,6 @@ fn encrypt_inner(
         rest = tail;
     }
     sealer.seal(rest, true, &mut out)?;
-    Ok(out)
+    out.finish();
+    Ok(())
 }

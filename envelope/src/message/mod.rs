@@ -20,11 +20,12 @@ mod source;
 mod suite;
 
 pub use decrypt::{
-    check_expected_context, decrypt, decrypt_with_data_key, read_header, Decrypted, Decryptor,
+    check_expected_context, decrypt, decrypt_with_data_key, decrypt_with_data_key_into,
+    read_header, Decrypted, Decryptor,
 };
 pub use encrypt::{
-    encrypt, encrypt_cached, encrypt_with_data_key, encrypt_with_options, EncryptOptions,
-    Encryptor, DEFAULT_FRAME_LENGTH,
+    encrypt, encrypt_cached, encrypt_with_data_key, encrypt_with_data_key_into,
+    encrypt_with_options, EncryptOptions, Encryptor, DEFAULT_FRAME_LENGTH,
 };
 pub use header::{
     parse_context, Header, FORMAT_VERSION, MAX_ENCRYPTED_DATA_KEYS, MAX_FRAME_LENGTH,

@@ -610,3 +610,49 @@ fn every_message_gets_its_own_id() {
     assert_eq!(distinct.len(), 200, "a message id was handed out twice");
     assert!(ids.iter().all(|id| id != &[0; 32]), "an all-zero id");
 }
+
+/// A buffer reused across messages ends up holding exactly each message:
+/// a long message first, then shorter ones, leave nothing of the earlier.
+#[test]
+fn reused_output_buffer_holds_exactly_each_message() {
+    let key = DataKey::from_bytes([6; 32]);
+    let wrapped = WrappedKey {
+        provider_id: "p".into(),
+        provider_info: b"i".to_vec(),
+        ciphertext: vec![2; 8],
+    };
+    let context: EncryptionContext = [("k".to_string(), "v".to_string())].into();
+    let opts = EncryptOptions::default().frame_length(1000);
+    let (mut out, mut plain) = (Vec::new(), Vec::new());
+    for len in [10_000usize, 2_500, 1_000, 0, 7_001] {
+        let plaintext: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+        encrypt_with_data_key_into(
+            &key,
+            vec![wrapped.clone()],
+            context.clone(),
+            &plaintext,
+            &opts,
+            &mut out,
+        )
+        .unwrap();
+        let fresh = encrypt_with_data_key(
+            &key,
+            vec![wrapped.clone()],
+            context.clone(),
+            &plaintext,
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(out.len(), fresh.len(), "{len}-byte message");
+        let back = decrypt_with_data_key(&key, &out, &context).unwrap();
+        assert_eq!(back.plaintext, plaintext, "{len}-byte message");
+        decrypt_with_data_key_into(&key, &out, &context, &mut plain).unwrap();
+        assert_eq!(plain, plaintext, "{len}-byte message into a reused buffer");
+    }
+    // A message that fails to verify leaves nothing in the buffer.
+    let last = out.len() - 1; // the final frame's tag, after seven good frames
+    out[last] ^= 1;
+    let err = decrypt_with_data_key_into(&key, &out, &context, &mut plain).unwrap_err();
+    assert!(matches!(err, Error::FrameAuthentication { .. }), "{err}");
+    assert!(plain.is_empty(), "plaintext left after a failed message");
+}
