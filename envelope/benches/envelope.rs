@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use wharf_envelope::atrest::{SealedReader, SealedWriter, WriterOptions};
 use wharf_envelope::message::{
     decrypt_with_data_key, decrypt_with_data_key_into, encrypt_with_data_key,
@@ -75,6 +75,26 @@ fn compare(budget: Duration, fs: &mut [(usize, &mut dyn FnMut())]) -> Vec<(f64, 
         .collect()
 }
 
+/// Raw AES-256-GCM, the baseline: seals `buf` in place under nonce
+/// `[n; 12]` and returns the tag.
+fn raw_seal(key: &LessSafeKey, n: u8, buf: &mut [u8]) -> Tag {
+    key.seal_in_place_separate_tag(Nonce::assume_unique_for_key([n; 12]), Aad::empty(), buf)
+        .unwrap()
+}
+
+/// Raw AES-256-GCM, the baseline: opens `sealed` and `tag` (nonce
+/// `[n; 12]`) into `out`.
+fn raw_open(key: &LessSafeKey, n: u8, sealed: &[u8], tag: &[u8], out: &mut [u8]) {
+    key.open_separate_gather(
+        Nonce::assume_unique_for_key([n; 12]),
+        Aad::empty(),
+        sealed,
+        tag,
+        out,
+    )
+    .unwrap();
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -115,7 +135,7 @@ fn main() {
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 
-    let raw_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap());
+    let raw_key = &LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap());
     let data_key = DataKey::from_bytes([9; 32]);
     let wrapped = WrappedKey {
         provider_id: "aws-kms".into(),
@@ -129,21 +149,9 @@ fn main() {
         let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut buf = plaintext.clone();
         let mut sealed = plaintext.clone();
-        let tag = raw_key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key([2; 12]),
-                Aad::empty(),
-                &mut sealed,
-            )
-            .unwrap();
-        let mut raw_seal = || {
-            let tag = raw_key
-                .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key([1; 12]),
-                    Aad::empty(),
-                    &mut buf,
-                )
-                .unwrap();
+        let tag = raw_seal(raw_key, 2, &mut sealed);
+        let mut seal = || {
+            let tag = raw_seal(raw_key, 1, &mut buf);
             let _ = black_box(tag);
         };
         let [opts64, opts4] =
@@ -177,22 +185,14 @@ fn main() {
         let mut enc4 = || encrypt_into(&opts4, &mut out4);
         let enc = compare(
             budget,
-            &mut [(size, &mut raw_seal), (size, &mut enc64), (size, &mut enc4)],
+            &mut [(size, &mut seal), (size, &mut enc64), (size, &mut enc4)],
         );
 
         // Raw open: from a sealed copy into `buf`, as the SDK decryptor
         // opens from the message into its output.
         let mut buf = plaintext.clone();
-        let mut raw_open = || {
-            raw_key
-                .open_separate_gather(
-                    Nonce::assume_unique_for_key([2; 12]),
-                    Aad::empty(),
-                    &sealed,
-                    tag.as_ref(),
-                    &mut buf,
-                )
-                .unwrap();
+        let mut open = || {
+            raw_open(raw_key, 2, &sealed, tag.as_ref(), &mut buf);
             black_box(&buf);
         };
         let [msg64, msg4] = [&opts64, &opts4].map(encrypt);
@@ -208,7 +208,7 @@ fn main() {
         let mut dec4 = || decrypt(&msg4, &mut plain4);
         let dec = compare(
             budget,
-            &mut [(size, &mut raw_open), (size, &mut dec64), (size, &mut dec4)],
+            &mut [(size, &mut open), (size, &mut dec64), (size, &mut dec4)],
         );
         let cols = |m: &[(f64, f64)]| {
             let mut c = format!("| {:.0} ", m[0].0);
@@ -219,7 +219,7 @@ fn main() {
         };
         println!("| {} {}{}|", human(size), cols(&enc), cols(&dec));
     }
-    at_rest(budget, &raw_key);
+    at_rest(budget, raw_key);
 }
 
 /// At-rest frames of each size: append throughput (files rolled at 64 MiB)
@@ -265,11 +265,9 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
         let mut plain = std::fs::File::create(&plain_path).unwrap();
         let mut plain_len = 0usize;
         let mut frame = vec![0u8; size + 16];
-        let mut raw_seal = || {
+        let mut seal_write = || {
             let (ct, tag_out) = frame.split_at_mut(size);
-            let tag = raw_key
-                .seal_in_place_separate_tag(Nonce::assume_unique_for_key([1; 12]), Aad::empty(), ct)
-                .unwrap();
+            let tag = raw_seal(raw_key, 1, ct);
             tag_out.copy_from_slice(tag.as_ref());
             plain.write_all(&frame).unwrap();
             plain_len += frame.len();
@@ -286,7 +284,7 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
                 (path, writer) = new_file(&mut n);
             }
         };
-        let seal = compare(budget, &mut [(size, &mut raw_seal), (size, &mut append)]);
+        let seal = compare(budget, &mut [(size, &mut seal_write), (size, &mut append)]);
         drop(writer);
         std::fs::remove_file(&path).unwrap();
 
@@ -301,13 +299,7 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
         // read back from a plain file one read per frame and opened.
         let sealed_frame = {
             let mut f = plaintext.clone();
-            let tag = raw_key
-                .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key([2; 12]),
-                    Aad::empty(),
-                    &mut f,
-                )
-                .unwrap();
+            let tag = raw_seal(raw_key, 2, &mut f);
             f.extend_from_slice(tag.as_ref());
             f
         };
@@ -318,21 +310,13 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
             }
         }
         let mut frame_buf = sealed_frame.clone();
-        let mut raw_open = || {
+        let mut read_open = || {
             // One read per frame, as `read_at` does one `pread` per frame.
             let mut plain = std::fs::File::open(&plain_path).unwrap();
             for _ in 0..frames {
                 plain.read_exact(&mut frame_buf).unwrap();
                 let (ct, tag) = frame_buf.split_at(size);
-                raw_key
-                    .open_separate_gather(
-                        Nonce::assume_unique_for_key([2; 12]),
-                        Aad::empty(),
-                        ct,
-                        tag,
-                        &mut buf,
-                    )
-                    .unwrap();
+                raw_open(raw_key, 2, ct, tag, &mut buf);
             }
             black_box(&buf);
         };
@@ -347,7 +331,7 @@ fn at_rest(budget: Duration, raw_key: &LessSafeKey) {
         };
         let open = compare(
             budget,
-            &mut [(size * frames, &mut raw_open), (size * frames, &mut read)],
+            &mut [(size * frames, &mut read_open), (size * frames, &mut read)],
         );
         std::fs::remove_file(&path).unwrap();
         std::fs::remove_file(&plain_path).unwrap();

@@ -181,7 +181,7 @@ impl<S: Source> Body<S> {
         Ok(())
     }
 
-    /// Decrypts the next frame, appending its plaintext to `out` once it
+    /// Decrypts the next frame, writing its plaintext to `out` once it
     /// has verified (and, for the final frame of a signed message, once the
     /// signature has). Returns whether it was the final frame.
     fn next_frame(&mut self, out: &mut Output<'_>) -> Result<bool, Error> {
@@ -263,18 +263,13 @@ fn decrypt_body(
     // over-reserves by more than the header's worth.
     buf.reserve(body.len().saturating_sub(buf.len()));
     let mut out = Output::over(buf);
-    let res = loop {
-        match b.next_frame(&mut out) {
-            Ok(true) if b.src.data.is_empty() => break Ok(()),
-            Ok(true) => {
-                break Err(Error::TrailingData {
-                    count: b.src.data.len(),
-                })
-            }
-            Ok(false) => {}
-            Err(e) => break Err(e),
+    let res = (|| {
+        while !b.next_frame(&mut out)? {}
+        match b.src.data.len() {
+            0 => Ok(()),
+            count => Err(Error::TrailingData { count }),
         }
-    };
+    })();
     out.finish();
     if let Err(e) = res {
         buf.fill(0);

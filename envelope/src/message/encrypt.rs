@@ -424,7 +424,7 @@ pub fn encrypt_with_data_key_into(
     options: &EncryptOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    options.refuse_signed("encrypt_with_data_key")?;
+    options.refuse_signed("encrypt_with_data_key_into")?;
     check_context(&context)?;
     encrypt_inner(
         data_key,
