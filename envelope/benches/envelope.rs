@@ -159,8 +159,8 @@ fn main() {
         let encrypt = |opts: &EncryptOptions| {
             encrypt_with_data_key(
                 &data_key,
-                vec![wrapped.clone()],
-                context.clone(),
+                std::slice::from_ref(&wrapped),
+                &context,
                 &plaintext,
                 opts,
             )
@@ -171,8 +171,8 @@ fn main() {
         let encrypt_into = |opts: &EncryptOptions, out: &mut Vec<u8>| {
             encrypt_with_data_key_into(
                 &data_key,
-                vec![wrapped.clone()],
-                context.clone(),
+                std::slice::from_ref(&wrapped),
+                &context,
                 &plaintext,
                 opts,
                 out,

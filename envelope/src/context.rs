@@ -11,19 +11,28 @@ use crate::EncryptionContext;
 /// Serializes `context` as the AWS Encryption SDK does. Returns `None` when
 /// a key, a value or the pair count does not fit the format's `u16` lengths.
 pub fn serialize_context(context: &EncryptionContext) -> Option<Vec<u8>> {
-    if context.is_empty() {
-        return Some(Vec::new());
-    }
     let mut out = Vec::new();
-    out.extend_from_slice(&u16::try_from(context.len()).ok()?.to_be_bytes());
+    write_context(context, |bytes| out.extend_from_slice(bytes))?;
+    Some(out)
+}
+
+/// Feeds the serialized `context` to `put` piece by piece, so that it can be
+/// written straight into a message header or only counted. Returns `None`
+/// (having fed part of it) when a key, a value or the pair count does not
+/// fit the format's `u16` lengths.
+pub(crate) fn write_context(context: &EncryptionContext, mut put: impl FnMut(&[u8])) -> Option<()> {
+    if context.is_empty() {
+        return Some(());
+    }
+    put(&u16::try_from(context.len()).ok()?.to_be_bytes());
     // BTreeMap<String, _> iterates in ascending byte order of the keys.
     for (k, v) in context {
         for field in [k.as_bytes(), v.as_bytes()] {
-            out.extend_from_slice(&u16::try_from(field.len()).ok()?.to_be_bytes());
-            out.extend_from_slice(field);
+            put(&u16::try_from(field.len()).ok()?.to_be_bytes());
+            put(field);
         }
     }
-    Some(out)
+    Some(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::frame::{seal_frame, Output, MAX_SEQUENCE};
-use super::header::{Header, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY};
+use super::header::{header_tag, write_header, MAX_FRAME_LENGTH, PUBLIC_KEY_CONTEXT_KEY};
 use super::signature::Signer;
 use super::suite::{derive_keys, AlgorithmSuite, MessageKeys, MESSAGE_ID_LEN};
 use crate::{DataKey, DataKeyCache, EncryptionContext, Error, KeyProvider, WrappedKey};
@@ -139,41 +139,44 @@ struct Sealer {
 }
 
 impl Sealer {
-    /// Makes the header (sealed) and the frame sealer of a new message.
-    /// `context` is the full context ([`prepare`]d); `signer` is present
-    /// exactly for a signed suite.
+    /// Writes the sealed header of a new message to `out` and returns the
+    /// sealer of its frames. `context` is the full context ([`prepare`]d);
+    /// `signer` is present exactly for a signed suite.
     fn start(
         data_key: &DataKey,
-        wrapped_keys: Vec<WrappedKey>,
-        context: EncryptionContext,
+        wrapped_keys: &[WrappedKey],
+        context: &EncryptionContext,
         mut signer: Option<Signer>,
         options: &EncryptOptions,
-    ) -> Result<(Header, Self), Error> {
+        out: &mut Output<'_>,
+    ) -> Result<Self, Error> {
         let frame_length = options.validate()?;
         let suite = options.suite;
         debug_assert_eq!(suite.is_signed(), signer.is_some());
         let message_id = new_message_id();
         let keys = derive_keys(data_key, suite, &message_id);
-        let mut header = Header::new(
+        let start = out.len();
+        write_header(
+            out,
             suite,
-            message_id,
+            &message_id,
             context,
             wrapped_keys,
             options.frame_length,
-            keys.commitment,
+            &keys.commitment,
         )?;
-        header.seal(&keys);
+        let tag = header_tag(&keys, &out.written()[start..]);
+        out.put(&tag);
         if let Some(s) = &mut signer {
-            s.update(&header.to_bytes());
+            s.update(&out.written()[start..]);
         }
-        let sealer = Self {
+        Ok(Self {
             keys,
             message_id,
             frame_length,
             next_sequence: 1,
             signer,
-        };
-        Ok((header, sealer))
+        })
     }
 
     fn seal(
@@ -234,7 +237,7 @@ impl<W: Write> Encryptor<W> {
     ) -> Result<Self, Error> {
         let (context, signer) = prepare(&context, options)?;
         let (key, wrapped) = provider.generate(&context).await?;
-        Self::start(writer, &key, vec![wrapped], context, signer, options)
+        Self::start(writer, &key, &[wrapped], &context, signer, options)
     }
 
     /// Starts a message under a data key the caller already holds (e.g.
@@ -243,31 +246,31 @@ impl<W: Write> Encryptor<W> {
     pub fn with_data_key(
         writer: W,
         data_key: &DataKey,
-        wrapped_keys: Vec<WrappedKey>,
-        context: EncryptionContext,
+        wrapped_keys: &[WrappedKey],
+        context: &EncryptionContext,
         options: &EncryptOptions,
     ) -> Result<Self, Error> {
         options.refuse_signed("Encryptor::with_data_key")?;
-        check_context(&context)?;
+        check_context(context)?;
         Self::start(writer, data_key, wrapped_keys, context, None, options)
     }
 
     fn start(
         mut writer: W,
         data_key: &DataKey,
-        wrapped_keys: Vec<WrappedKey>,
-        context: EncryptionContext,
+        wrapped_keys: &[WrappedKey],
+        context: &EncryptionContext,
         signer: Option<Signer>,
         options: &EncryptOptions,
     ) -> Result<Self, Error> {
-        let (header, sealer) = Sealer::start(data_key, wrapped_keys, context, signer, options)?;
-        writer
-            .write_all(&header.to_bytes())
-            .map_err(Error::Stream)?;
+        let mut buf = Vec::new();
+        let mut out = Output::over(&mut buf);
+        let sealer = Sealer::start(data_key, wrapped_keys, context, signer, options, &mut out)?;
+        writer.write_all(out.written()).map_err(Error::Stream)?;
         Ok(Self {
             writer,
             pending: Vec::with_capacity(sealer.frame_length),
-            out: Vec::new(),
+            out: buf,
             sealer,
             poisoned: false,
         })
@@ -355,8 +358,8 @@ pub async fn encrypt_with_options(
     let mut out = Vec::new();
     encrypt_inner(
         &key,
-        vec![wrapped],
-        context,
+        &[wrapped],
+        &context,
         signer,
         plaintext,
         options,
@@ -381,8 +384,8 @@ pub async fn encrypt_cached(
     let mut out = Vec::new();
     encrypt_inner(
         &key,
-        vec![wrapped],
-        context.clone(),
+        &[wrapped],
+        context,
         None,
         plaintext,
         options,
@@ -395,8 +398,8 @@ pub async fn encrypt_cached(
 /// frame straight into the returned buffer.
 pub fn encrypt_with_data_key(
     data_key: &DataKey,
-    wrapped_keys: Vec<WrappedKey>,
-    context: EncryptionContext,
+    wrapped_keys: &[WrappedKey],
+    context: &EncryptionContext,
     plaintext: &[u8],
     options: &EncryptOptions,
 ) -> Result<Vec<u8>, Error> {
@@ -418,14 +421,14 @@ pub fn encrypt_with_data_key(
 /// After an error, what `out` holds is unspecified.
 pub fn encrypt_with_data_key_into(
     data_key: &DataKey,
-    wrapped_keys: Vec<WrappedKey>,
-    context: EncryptionContext,
+    wrapped_keys: &[WrappedKey],
+    context: &EncryptionContext,
     plaintext: &[u8],
     options: &EncryptOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
     options.refuse_signed("encrypt_with_data_key_into")?;
-    check_context(&context)?;
+    check_context(context)?;
     encrypt_inner(
         data_key,
         wrapped_keys,
@@ -437,22 +440,30 @@ pub fn encrypt_with_data_key_into(
     )
 }
 
+/// Room for a header beyond its context and wrapped keys, and for a
+/// signature footer.
+const HEADER_AND_FOOTER_ROOM: usize = 256;
+
 fn encrypt_inner(
     data_key: &DataKey,
-    wrapped_keys: Vec<WrappedKey>,
-    context: EncryptionContext,
+    wrapped_keys: &[WrappedKey],
+    context: &EncryptionContext,
     signer: Option<Signer>,
     plaintext: &[u8],
     options: &EncryptOptions,
     buf: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    let (header, mut sealer) = Sealer::start(data_key, wrapped_keys, context, signer, options)?;
-    let fl = sealer.frame_length;
+    let fl = options.validate()?;
     let frames = plaintext.len() / fl + 1;
-    let header = header.to_bytes();
-    buf.reserve((header.len() + plaintext.len() + frames * 40 + 110).saturating_sub(buf.len()));
+    let keys_len: usize = wrapped_keys
+        .iter()
+        .map(|k| k.provider_id.len() + k.provider_info.len() + k.ciphertext.len() + 6)
+        .sum();
+    let context_len: usize = context.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let total = HEADER_AND_FOOTER_ROOM + context_len + keys_len + plaintext.len() + frames * 40;
+    buf.reserve(total.saturating_sub(buf.len()));
     let mut out = Output::over(buf);
-    out.put(&header);
+    let mut sealer = Sealer::start(data_key, wrapped_keys, context, signer, options, &mut out)?;
     // A plaintext that fills its last frame is followed by an empty final
     // frame: the Python SDK refuses a final frame of a whole frame length.
     let mut rest = plaintext;

@@ -335,8 +335,8 @@ fn the_key_this_provider_can_unwrap_is_found_among_several() {
     };
     let msg = encrypt_with_data_key(
         &k,
-        vec![kms, w_theirs, w_mine],
-        c.clone(),
+        &[kms, w_theirs, w_mine],
+        &c,
         b"hello",
         &EncryptOptions::default(),
     )
@@ -572,8 +572,7 @@ fn signed_messages_need_a_key_provider() {
     let opts = EncryptOptions::default().suite(AlgorithmSuite::Aes256GcmHkdfSha512CommitEcdsaP384);
     let k = DataKey::random();
     let w = block_on(keyring().wrap(&k, &EncryptionContext::new())).unwrap();
-    let err =
-        encrypt_with_data_key(&k, vec![w], EncryptionContext::new(), b"x", &opts).unwrap_err();
+    let err = encrypt_with_data_key(&k, &[w], &EncryptionContext::new(), b"x", &opts).unwrap_err();
     assert!(err.to_string().contains("signed (0x0578)"), "{err}");
 }
 
@@ -592,8 +591,8 @@ fn every_message_gets_its_own_id() {
             .map(|_| {
                 let msg = encrypt_with_data_key(
                     &key,
-                    vec![wrapped.clone()],
-                    EncryptionContext::new(),
+                    std::slice::from_ref(&wrapped),
+                    &EncryptionContext::new(),
                     b"x",
                     &EncryptOptions::default(),
                 )
@@ -628,8 +627,8 @@ fn reused_output_buffer_holds_exactly_each_message() {
         let plaintext: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
         encrypt_with_data_key_into(
             &key,
-            vec![wrapped.clone()],
-            context.clone(),
+            std::slice::from_ref(&wrapped),
+            &context,
             &plaintext,
             &opts,
             &mut out,
@@ -637,8 +636,8 @@ fn reused_output_buffer_holds_exactly_each_message() {
         .unwrap();
         let fresh = encrypt_with_data_key(
             &key,
-            vec![wrapped.clone()],
-            context.clone(),
+            std::slice::from_ref(&wrapped),
+            &context,
             &plaintext,
             &opts,
         )
