@@ -10,8 +10,10 @@ sequential write bandwidth of the same disk, in one run.
 Prints a Markdown table: per message size, acks and encryption: produce
 MB/s and msgs/s, p50/p99 produce latency (produce() to delivery report),
 the broker's own CPU time per MB produced (per-thread schedstat; steadier
-than wall-clock rates on a shared machine), consume MB/s and msgs/s, each the
-median of --rounds runs.
+than wall-clock rates on a shared machine), consume MB/s and msgs/s of a
+catch-up read from the segments (brokers without tail cache), each the
+median of --rounds runs; then a tail table: a consumer reading while the
+producer writes, on brokers with the default tail cache.
 """
 
 import argparse
@@ -68,6 +70,25 @@ def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
 
+def tail_round(exe: Path, b, topic: str, n: int, size: int) -> dict:
+    """A consumer reading from offset 0 while the producer writes (acks=1):
+    it stays at the tail, as most consumers do. Returns the producer's
+    rates and the broker's CPU per MB moved (produced plus consumed)."""
+    before = cpu_ns(b.proc.pid)
+    producer = subprocess.Popen([str(exe), "produce", b.bootstrap, topic, str(n), str(size), "1"],
+                                stdout=subprocess.PIPE, text=True)
+    time.sleep(0.2)  # the topic exists once the producer's first batch lands
+    consumed = loadgen(exe, "consume", b.bootstrap, topic, n)
+    out, _ = producer.communicate()
+    if producer.returncode != 0:
+        sys.exit(f"loadgen produce failed (exit {producer.returncode})")
+    spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
+    prod = json.loads(out)
+    prod["consume_mb_per_s"] = consumed["mb_per_s"]
+    prod["broker_mb_per_cpu_s"] = 2 * n * size / 1e6 / spent
+    return prod
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker-bin", required=True)
@@ -75,30 +96,37 @@ def main():
                     help="messages per 100-byte run (1 KiB runs send a quarter as many)")
     ap.add_argument("--rounds", type=int, default=3, help="runs per row; the table shows medians")
     ap.add_argument("--dir", default=None, help="where data goes (default: a temp dir)")
+    ap.add_argument("--tail-only", action="store_true", help="only the tail table")
     args = ap.parse_args()
     base = Path(args.dir or tempfile.mkdtemp(prefix="wharf-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
     exe = build_loadgen(base)
     print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, data in {base}")
     dd = [dd_write_mb_s(base) for _ in range(args.rounds)]
     print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
           f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
-    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); both brokers run "
+    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); the brokers run "
           f"at once and take turns, median of {args.rounds} rounds per row\n")
     encs = ["local", "none"]
+    # Catch-up rows read what was written before, from the segments: their
+    # brokers keep no tail cache. Tail rows run with the default cache.
     brokers = {}
     for enc in encs:
-        work = base / f"enc-{enc}"
-        work.mkdir(exist_ok=True)
-        brokers[enc] = Broker(args.broker_bin, work, f'encryption = "{enc}"\n').start()
-    rows = {}
+        for cache in ["cold", "tail"]:
+            work = base / f"enc-{enc}-{cache}"
+            work.mkdir(exist_ok=True)
+            extra = "tail_cache_bytes = 0\n" if cache == "cold" else ""
+            config = f'encryption = "{enc}"\n{extra}'
+            brokers[enc, cache] = Broker(args.broker_bin, work, config).start()
+    rows, tail = {}, {}
     try:
-        for size in [100, 1024]:
+        for size in [] if args.tail_only else [100, 1024]:
             for acks in ["1", "all"]:
                 n = args.messages if size == 100 else args.messages // 4
                 for r in range(args.rounds):
                     # Alternate which side goes first, so drift hits both alike.
                     for enc in encs if r % 2 == 0 else encs[::-1]:
-                        b = brokers[enc]
+                        b = brokers[enc, "cold"]
                         topic = f"bench-{size}-{acks}-{r}"
                         before = cpu_ns(b.proc.pid)
                         prod = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
@@ -106,9 +134,17 @@ def main():
                         prod["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
                         cons = loadgen(exe, "consume", b.bootstrap, topic, n)
                         rows.setdefault((size, acks, enc), []).append((prod, cons))
+        # 1 GB at the default --messages: long enough for the consumer's
+        # start-up not to count.
+        n = args.messages
+        for r in range(args.rounds):
+            for enc in encs if r % 2 == 0 else encs[::-1]:
+                b = brokers[enc, "tail"]
+                tail.setdefault(enc, []).append(tail_round(exe, b, f"tail-{r}", n, 1024))
     finally:
         for b in brokers.values():
             b.stop()
+    print("Catch-up: produce, then consume from offset 0 (read from the segments, no tail cache)\n")
     print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms "
           "| broker MB per CPU-s | consume MB/s | consume msgs/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -119,6 +155,30 @@ def main():
               f"| {median(prod, 'msgs_per_s'):,.0f} | {median(prod, 'p50_ms'):.1f} "
               f"| {median(prod, 'p99_ms'):.1f} | {median(prod, 'broker_mb_per_cpu_s'):.0f} "
               f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} |")
+    print("\nTail: a consumer from offset 0 while 1 KiB messages are produced with acks=1 "
+          "(default tail cache)\n")
+    print("| encryption | produce MB/s | p99 ms | consume MB/s | broker MB (in + out) per CPU-s |")
+    print("|---|---|---|---|---|")
+    for enc, runs in tail.items():
+        print(f"| {enc} | {median(runs, 'mb_per_s'):.1f} | {median(runs, 'p99_ms'):.1f} "
+              f"| {median(runs, 'consume_mb_per_s'):.1f} | {median(runs, 'broker_mb_per_cpu_s'):.0f} |")
+    for enc in encs:
+        print(f"\n{enc}: {tail_cache_counts(brokers[enc, 'tail'])}", end="")
+    print()
+
+
+def tail_cache_counts(b) -> str:
+    """What the broker logged at shutdown about its tail cache."""
+    for line in b.log_path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        fields = rec.get("fields", rec)
+        if "tail_cache_hits" in fields:
+            return (f"{fields['tail_cache_hits']} fetched batches from the tail cache, "
+                    f"{fields['tail_cache_misses']} from the segments")
+    return "no tail cache counts in the broker's log"
 
 
 if __name__ == "__main__":

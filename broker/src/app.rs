@@ -105,11 +105,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Encryption::None => AtRest::Plain,
         Encryption::Local => AtRest::local(&config.data_dir).await?,
     };
-    let engine = DiskEngine::open(&config.data_dir, at_rest)?;
+    let engine =
+        DiskEngine::open(&config.data_dir, at_rest)?.with_tail_cache(config.tail_cache_bytes);
     let metrics = match &telemetry {
         Some(t) => t.telemetry.metrics().clone(),
         None => wharf_exporters::MetricsRegistry::new(config.cluster_id.clone(), config.node_id),
     };
+    let storage = engine.clone();
     let broker = Broker::open_with_metrics(config.broker_config(), engine, metrics).await?;
     if let Some(t) = &telemetry {
         let auditor = t.telemetry.auditor().clone();
@@ -163,6 +165,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: flushing partitions");
     broker.flush_all().await;
+    let (hits, misses) = storage.tail_cache().hits_and_misses();
+    tracing::info!(
+        tail_cache_hits = hits,
+        tail_cache_misses = misses,
+        "fetched batches served from the tail cache / read from segments"
+    );
     if let Some(t) = telemetry {
         t.telemetry.shutdown(TELEMETRY_SHUTDOWN).await;
     }

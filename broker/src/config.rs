@@ -37,6 +37,10 @@ pub struct Config {
     pub flush: FlushPolicy,
     /// At-rest encryption: `local` (master key file in the data dir) or `none`.
     pub encryption: Encryption,
+    /// Bytes of the most recently appended batches (all partitions) kept
+    /// in memory, so consumers at the tail skip the disk read and the
+    /// decryption; 0 disables.
+    pub tail_cache_bytes: usize,
     /// How long a new consumer group waits for more members (ms).
     pub group_initial_rebalance_delay_ms: u64,
     /// Defaults for topics' logs.
@@ -104,6 +108,7 @@ impl Default for Config {
             default_partitions: 1,
             flush: FlushPolicy::AcksAll,
             encryption: Encryption::Local,
+            tail_cache_bytes: 128 << 20,
             group_initial_rebalance_delay_ms: 3000,
             log: LogConfig {
                 segment_bytes: t.segment_bytes,

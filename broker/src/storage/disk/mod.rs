@@ -25,6 +25,7 @@
 pub mod frames;
 mod log_start;
 mod segment;
+mod tail_cache;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,8 @@ use tokio::sync::Mutex;
 
 use self::frames::{read_frames, AtRest, FrameWriter};
 use self::segment::Segment;
+use self::tail_cache::LogId;
+pub use self::tail_cache::TailCache;
 use super::{
     expired_segments, segments_below, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError,
 };
@@ -49,6 +52,7 @@ pub struct DiskEngine {
     root: PathBuf,
     at_rest: AtRest,
     state_writers: Arc<Mutex<HashMap<String, FrameWriter>>>,
+    tail: Arc<TailCache>,
 }
 
 impl DiskEngine {
@@ -62,7 +66,21 @@ impl DiskEngine {
             root: root.to_path_buf(),
             at_rest,
             state_writers: Default::default(),
+            tail: Arc::new(TailCache::new(0)),
         })
+    }
+
+    /// Keeps up to `bytes` of the most recently appended batches (of all
+    /// partitions) in memory for consumers at the tail; 0 (the default of
+    /// [`DiskEngine::open`]) keeps none.
+    pub fn with_tail_cache(mut self, bytes: usize) -> DiskEngine {
+        self.tail = Arc::new(TailCache::new(bytes));
+        self
+    }
+
+    /// The tail cache, for its counters.
+    pub fn tail_cache(&self) -> &TailCache {
+        &self.tail
     }
 
     fn log_dir(&self, topic: &str, partition: i32) -> PathBuf {
@@ -89,6 +107,8 @@ pub struct DiskLog {
     start: i64,
     next: i64,
     policy: LogPolicy,
+    tail: Arc<TailCache>,
+    tail_id: LogId,
 }
 
 impl DiskLog {
@@ -159,6 +179,7 @@ impl PartitionLog for DiskLog {
         let active = self.segments.last_mut().expect("an active segment");
         active.append(header, &batch).await?;
         self.next = header.last_offset + 1;
+        self.tail.insert(self.tail_id, header.base_offset, &batch);
         Ok(())
     }
     async fn read(&mut self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
@@ -173,7 +194,10 @@ impl PartitionLog for DiskLog {
                     return Ok(out);
                 }
                 used += entry.header.size;
-                out.push(seg.read(entry).await?);
+                match self.tail.get(self.tail_id, entry.header.base_offset) {
+                    Some(batch) => out.push(batch),
+                    None => out.push(seg.read(entry).await?),
+                }
             }
         }
         Ok(out)
@@ -287,6 +311,8 @@ impl Engine for DiskEngine {
             start,
             next,
             policy,
+            tail_id: self.tail.new_log(),
+            tail: self.tail.clone(),
         })
     }
 

@@ -223,3 +223,49 @@ async fn delete_records_moves_the_start_deletes_segments_below_and_survives_reop
     let batches = log.read(120, usize::MAX).await.unwrap();
     assert_eq!(read_header(&batches[0], true).unwrap().base_offset, 120);
 }
+
+async fn append_batches<L: PartitionLog>(log: &mut L, n: usize, records: usize) {
+    for _ in 0..n {
+        let batch = client_batch(records, Compression::None, None);
+        let stored = assign(&batch, log.next_offset(), None);
+        let header = read_header(&stored, true).unwrap();
+        log.append(&header, stored, crate::now_ms()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tail_cache_serves_the_newest_batches_as_stored_and_older_ones_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = client_batch(3, Compression::None, None).len();
+    // Room for the last 4 batches of the 10.
+    let engine = DiskEngine::open(dir.path(), sealed())
+        .unwrap()
+        .with_tail_cache(4 * probe + probe / 2);
+    let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
+    append_batches(&mut log, 10, 3).await;
+    let served = log.read(0, usize::MAX).await.unwrap();
+    assert_eq!(engine.tail_cache().hits_and_misses(), (4, 6));
+    // The same bytes a reader without the cache gets from the segments.
+    drop(log);
+    let cold = DiskEngine::open(dir.path(), sealed()).unwrap();
+    let mut log = cold.open_log("t", 0, small_segments()).await.unwrap();
+    assert_eq!(log.read(0, usize::MAX).await.unwrap(), served);
+    assert_eq!(cold.tail_cache().hits_and_misses(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_recreated_topic_never_reads_the_cached_batches_of_the_deleted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = DiskEngine::open(dir.path(), sealed())
+        .unwrap()
+        .with_tail_cache(1 << 20);
+    let mut log = engine.open_log("t", 0, LogPolicy::default()).await.unwrap();
+    append_batches(&mut log, 2, 3).await;
+    drop(log);
+    engine.delete_topic("t").await.unwrap();
+    let mut log = engine.open_log("t", 0, LogPolicy::default()).await.unwrap();
+    append_batches(&mut log, 1, 5).await;
+    let batches = log.read(0, usize::MAX).await.unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(read_header(&batches[0], true).unwrap().last_offset, 4);
+}
