@@ -122,6 +122,24 @@ fn main() {
             black_box(&out);
         });
     }
+    let mut plain = Vec::new();
+    for size in [0usize, 64 * 1024] {
+        let message = wharf_envelope::message::encrypt_with_data_key(
+            &data_key,
+            std::slice::from_ref(&wrapped),
+            &context,
+            &vec![1u8; size],
+            &opts,
+        )
+        .unwrap();
+        t(&format!("decrypt whole message of {size} B"), || {
+            wharf_envelope::message::decrypt_with_data_key_into(
+                &data_key, &message, &context, &mut plain,
+            )
+            .unwrap();
+            black_box(&plain);
+        });
+    }
     t("alloc 64k zeroed", || {
         let v = vec![0u8; 65536];
         black_box(v);
