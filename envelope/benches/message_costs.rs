@@ -132,6 +132,11 @@ fn main() {
             &opts,
         )
         .unwrap();
+        if size == 0 {
+            t("parse header", || {
+                black_box(wharf_envelope::message::Header::parse(&message).unwrap());
+            });
+        }
         t(&format!("decrypt whole message of {size} B"), || {
             wharf_envelope::message::decrypt_with_data_key_into(
                 &data_key, &message, &context, &mut plain,

@@ -9,6 +9,7 @@
 //! header auth tag (16): AES-GCM over no plaintext, IV of zeros, AAD = all of the above
 //! ```
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use aws_lc_rs::aead::{Aad, Nonce};
@@ -157,7 +158,9 @@ impl Header {
     pub(crate) fn read_from<S: Source>(src: &mut S) -> Result<Self, Error> {
         let mut r = Recorder {
             src,
-            raw: Vec::new(),
+            // Enough for a header with one KMS-wrapped key and a short
+            // context, so recording rarely reallocates.
+            raw: Vec::with_capacity(512),
         };
         let version = r.u8("format version")?;
         if version != FORMAT_VERSION {
@@ -166,10 +169,9 @@ impl Header {
         let suite = AlgorithmSuite::from_id(r.u16("algorithm suite id")?)?;
         let message_id: [u8; MESSAGE_ID_LEN] = r.array("message id")?;
         let ctx_len = r.u16("encryption context length")?;
-        let ctx_bytes = r
-            .bytes(usize::from(ctx_len), "encryption context")?
-            .to_vec();
-        let context = parse_context(&ctx_bytes)?;
+        let ctx_start = r.raw.len();
+        r.bytes(usize::from(ctx_len), "encryption context")?;
+        let context = parse_context(&r.raw[ctx_start..])?;
 
         let edk_count = r.u16("encrypted data key count")?;
         if edk_count == 0 {
@@ -323,10 +325,16 @@ pub fn parse_context(bytes: &[u8]) -> Result<EncryptionContext, Error> {
         };
         let k = text()?;
         let v = text()?;
-        if ctx.insert(k.clone(), v).is_some() {
-            return Err(malformed(format!(
-                "the encryption context has key `{k}` twice"
-            )));
+        match ctx.entry(k) {
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
+            Entry::Occupied(e) => {
+                return Err(malformed(format!(
+                    "the encryption context has key `{}` twice",
+                    e.key()
+                )))
+            }
         }
     }
     if !src.data.is_empty() {
