@@ -78,8 +78,8 @@ impl Sealing {
         let enc = Encryptor::with_data_key(
             dest,
             &self.key,
-            self.wrapped.clone(),
-            self.context.clone(),
+            &self.wrapped,
+            &self.context,
             &opts,
         )
         .map_err(io::Error::other)?;
