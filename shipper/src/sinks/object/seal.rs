@@ -75,14 +75,8 @@ impl Sealing {
     /// Wraps `dest` so that what is written becomes an encrypted message.
     pub fn wrap(&self, dest: Box<dyn ObjectWrite>) -> io::Result<Box<dyn ObjectWrite>> {
         let opts = EncryptOptions::default().frame_length(FRAME_LENGTH);
-        let enc = Encryptor::with_data_key(
-            dest,
-            &self.key,
-            &self.wrapped,
-            &self.context,
-            &opts,
-        )
-        .map_err(io::Error::other)?;
+        let enc = Encryptor::with_data_key(dest, &self.key, &self.wrapped, &self.context, &opts)
+            .map_err(io::Error::other)?;
         Ok(Box::new(Sealed(enc)))
     }
 }
