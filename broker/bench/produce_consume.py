@@ -10,7 +10,9 @@ sequential write bandwidth of the same disk, in one run.
 Prints a Markdown table: per message size, acks and encryption: produce
 MB/s and msgs/s, p50/p99 produce latency (produce() to delivery report),
 the broker's own CPU time per MB produced (per-thread schedstat; steadier
-than wall-clock rates on a shared machine), consume MB/s and msgs/s of a
+than wall-clock rates on a shared machine), the cores the broker and the
+load generator kept busy while producing (which of them sets the pace on
+a 2-core machine), consume MB/s and msgs/s of a
 catch-up read from the segments (brokers without tail cache), each the
 median of --rounds runs; then a tail table: a consumer reading while the
 producer writes, on brokers with the default tail cache.
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,8 +60,15 @@ def build_loadgen(out_dir: Path) -> Path:
 
 
 def loadgen(exe: Path, *args) -> dict:
+    """Runs the load generator; its JSON result, plus `client_cores`: the
+    CPU it used over the wall time it ran (2.0 = both cores of this VM)."""
+    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - t0
+    result = json.loads(out.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["client_cores"] = cpu / wall
+    return result
 
 
 def loadgen_version(exe: Path) -> str:
@@ -132,6 +142,7 @@ def main():
                         prod = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
                         spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
                         prod["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
+                        prod["broker_cores"] = prod["mb_per_s"] / prod["broker_mb_per_cpu_s"]
                         cons = loadgen(exe, "consume", b.bootstrap, topic, n)
                         rows.setdefault((size, acks, enc), []).append((prod, cons))
         # 1 GB at the default --messages: long enough for the consumer's
@@ -146,14 +157,15 @@ def main():
             b.stop()
     print("Catch-up: produce, then consume from offset 0 (read from the segments, no tail cache)\n")
     print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms "
-          "| broker MB per CPU-s | consume MB/s | consume msgs/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| broker MB per CPU-s | broker cores | client cores | consume MB/s | consume msgs/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (size, acks, enc), runs in rows.items():
         prod = [p for p, _ in runs]
         cons = [c for _, c in runs]
         print(f"| {size} B | {acks} | {enc} | {median(prod, 'mb_per_s'):.1f} "
               f"| {median(prod, 'msgs_per_s'):,.0f} | {median(prod, 'p50_ms'):.1f} "
               f"| {median(prod, 'p99_ms'):.1f} | {median(prod, 'broker_mb_per_cpu_s'):.0f} "
+              f"| {median(prod, 'broker_cores'):.2f} | {median(prod, 'client_cores'):.2f} "
               f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} |")
     print("\nTail: a consumer from offset 0 while 1 KiB messages are produced with acks=1 "
           "(default tail cache)\n")
