@@ -185,3 +185,7 @@ def test_broker_series_reflect_the_traffic(env):
     assert value(f'kafka_log_Log_Value{{name="Size",topic="{topic}",partition="0"}}') > 0
     lag = query(env, f'kafka_consumer_group_ConsumerLagMetrics_Value{{groupId="g-{topic}",topic="{topic}"}}')
     assert lag["data"]["result"], "no consumer lag series for the group"
+    # The group reads as kcat writes, so what it fetches is recent: served
+    # from the tail cache, not read back from the segments.
+    assert value('sum(wharf_broker_fetch_batches_total{source="tail_cache"})') > 0
+    assert value('sum(wharf_broker_fetch_batches_total{source="segments"})') == 0

@@ -28,6 +28,7 @@ use crate::config::{Config, Encryption};
 use crate::server::{serve, tls_acceptor, ListenerConfig};
 use crate::storage::disk::frames::{AtRest, LOCAL_KEY_FILE};
 use crate::storage::disk::DiskEngine;
+use crate::storage::Engine;
 
 /// How often partition sizes, counts, consumer lag and disk use are
 /// measured for the metrics.
@@ -165,10 +166,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: flushing partitions");
     broker.flush_all().await;
-    let (hits, misses) = storage.tail_cache().hits_and_misses();
+    let tail = storage.tail_cache_stats().unwrap_or_default();
     tracing::info!(
-        tail_cache_hits = hits,
-        tail_cache_misses = misses,
+        tail_cache_hits = tail.hits,
+        tail_cache_misses = tail.misses,
         "fetched batches served from the tail cache / read from segments"
     );
     if let Some(t) = telemetry {

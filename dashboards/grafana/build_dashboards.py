@@ -123,6 +123,11 @@ def cluster_overview():
               unit="percent", thresholds=[(85, "red")]),
         panel("Largest partition logs", [('topk(10, kafka_log_Log_Value{name="Size"})', "{{topic}}-{{partition}}")], unit="bytes"),
         panel("Connections per listener", [('sum by (listener) (kafka_server_socket_server_metrics_connection_count)', "{{listener}}")]),
+        panel("Fetched batches by source", [(f'sum by (source) (rate(wharf_broker_fetch_batches_total[{RATE}]))', "{{source}}")],
+              unit="ops",
+              description="tail_cache: recent batches served from memory; segments: read from disk and decrypted. "
+                          "Consumers falling behind the tail show as a growing segments share."),
+        panel("Tail cache held", [('sum by (instance) (wharf_broker_tail_cache_bytes)', "{{instance}}")], unit="bytes"),
         row("Consumers"),
         panel("Consumer lag (sum) per group and topic", [(f'max by (groupId, topic) ({LAG}{{name="SumOffsetLag"}})', "{{groupId}} / {{topic}}")]),
         panel("Consumer lag (max partition) per group and topic", [(f'max by (groupId, topic) ({LAG}{{name="MaxOffsetLag"}})', "{{groupId}} / {{topic}}")]),

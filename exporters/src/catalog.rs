@@ -312,6 +312,10 @@ pub const CATALOG: &[MetricDef] = &[
         own("wharf_telemetry_unacked_lines", &[], "gauge"), None),
     def!("telemetry_connected", "1 while the broker is connected to the shipper's socket, else 0.", Count, Gauge,
         own("wharf_telemetry_connected", &[], "gauge"), None),
+    def!("fetch_batches", "Record batches fetched by consumers, by where they came from: `tail_cache` (recent batches kept in memory) or `segments` (read from disk and decrypted).", Count, Counter,
+        own("wharf_broker_fetch_batches_total", &["source"], "counter"), None),
+    def!("tail_cache_bytes", "Bytes of recent batches the tail cache holds (at most `tail_cache_bytes`).", Bytes, Gauge,
+        own("wharf_broker_tail_cache_bytes", &[], "gauge"), None),
 ];
 
 /// The row with this key.

@@ -181,6 +181,21 @@ pub trait Engine: Send + Sync + 'static {
     async fn write_state(&self, name: &str, records: &[Bytes]) -> Result<(), StorageError>;
     /// Appends one record to the state file `name` and makes it durable.
     async fn append_state(&self, name: &str, record: &[u8]) -> Result<(), StorageError>;
+    /// The counters of the engine's cache of recent batches, if it has one.
+    fn tail_cache_stats(&self) -> Option<TailCacheStats> {
+        None
+    }
+}
+
+/// What a cache of recently appended batches has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TailCacheStats {
+    /// Fetched batches served from memory.
+    pub hits: u64,
+    /// Fetched batches read from the segments instead.
+    pub misses: u64,
+    /// Bytes of batches held now.
+    pub held_bytes: u64,
 }
 
 /// How many of the oldest `segments` (given by their last offset, `None`

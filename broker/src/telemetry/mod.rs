@@ -76,7 +76,8 @@ impl<E: Engine> Broker<E> {
 
     /// Refreshes the gauges that change rarely: partition, leader and
     /// topic counts, the controller and offline-partition gauges, log size
-    /// and offsets per partition, and consumer lag per group and partition.
+    /// and offsets per partition, consumer lag per group and partition, and
+    /// the tail cache's counters.
     /// Call it periodically, off the request path.
     pub async fn refresh_metrics(&self) {
         let topics = self.topic_list().await;
@@ -108,6 +109,9 @@ impl<E: Engine> Broker<E> {
         m.set_gauge(BrokerGauge::ActiveControllerCount, 1);
         m.set_gauge(BrokerGauge::OfflinePartitionsCount, 0);
         m.set_gauge(BrokerGauge::UnderReplicatedPartitions, 0);
+        if let Some(c) = self.engine.tail_cache_stats() {
+            m.set_tail_cache(c.hits, c.misses, c.held_bytes);
+        }
 
         let offsets = &self.groups.offsets;
         for group in offsets.groups() {

@@ -156,6 +156,15 @@ struct Inner {
     disk: RwLock<Option<Disk>>,
     lag: RwLock<BTreeMap<(String, String, i32), i64>>,
     writer: RwLock<Option<Arc<WriterCounters>>>,
+    tail_cache: RwLock<Option<TailCache>>,
+}
+
+/// The broker's cache of recent batches, as last reported.
+#[derive(Debug, Clone, Copy)]
+struct TailCache {
+    hits: u64,
+    misses: u64,
+    held_bytes: u64,
 }
 
 /// The broker's metrics; cheap to clone (one `Arc`).
@@ -205,6 +214,7 @@ impl MetricsRegistry {
                 disk: RwLock::default(),
                 lag: RwLock::default(),
                 writer: RwLock::default(),
+                tail_cache: RwLock::default(),
             }),
         }
     }
@@ -305,6 +315,17 @@ impl MetricsRegistry {
     /// Forgets a consumer group's lag (group deleted or empty).
     pub fn remove_consumer_group(&self, group: &str) {
         write(&self.inner.lag).retain(|(g, _, _), _| g != group);
+    }
+
+    /// Reports the tail cache's counters: fetched batches served from it
+    /// (`hits`) and read from the segments (`misses`), and the bytes it
+    /// holds. Its series appear once this has been called.
+    pub fn set_tail_cache(&self, hits: u64, misses: u64, held_bytes: u64) {
+        *write(&self.inner.tail_cache) = Some(TailCache {
+            hits,
+            misses,
+            held_bytes,
+        });
     }
 
     /// Reports the telemetry writer's counters with the broker's metrics.
@@ -476,6 +497,14 @@ impl MetricsRegistry {
             );
             push("telemetry_connected", vec![], s.connected as f64);
         }
+
+        // The tail cache.
+        if let Some(c) = *read(&inner.tail_cache) {
+            for (source, v) in [("tail_cache", c.hits), ("segments", c.misses)] {
+                push("fetch_batches", vec![("source", source.into())], v as f64);
+            }
+            push("tail_cache_bytes", vec![], c.held_bytes as f64);
+        }
         out
     }
 }
@@ -522,7 +551,20 @@ mod tests {
         r.set_consumer_lag("billing", "payments", 0, 5);
         r.set_consumer_lag("billing", "payments", 1, 7);
         r.attach_writer(Arc::new(WriterCounters::default()));
+        r.set_tail_cache(7, 3, 4096);
         r
+    }
+
+    #[test]
+    fn tail_cache_series_appear_once_reported() {
+        let r = MetricsRegistry::new("orders", 1);
+        assert!(r.collect().iter().all(|s| s.key != "fetch_batches"));
+        r.set_tail_cache(7, 3, 4096);
+        let samples = r.collect();
+        let from = |source| value(&samples, "fetch_batches", &[("source", source)]);
+        assert_eq!(from("tail_cache"), Some(7.0));
+        assert_eq!(from("segments"), Some(3.0));
+        assert_eq!(value(&samples, "tail_cache_bytes", &[]), Some(4096.0));
     }
 
     #[test]

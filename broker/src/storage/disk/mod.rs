@@ -40,9 +40,10 @@ use tokio::sync::Mutex;
 use self::frames::{read_frames, AtRest, FrameWriter};
 use self::segment::Segment;
 use self::tail_cache::LogId;
-pub use self::tail_cache::TailCache;
+use self::tail_cache::TailCache;
 use super::{
     expired_segments, segments_below, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError,
+    TailCacheStats,
 };
 use crate::protocol::batch::BatchHeader;
 
@@ -76,11 +77,6 @@ impl DiskEngine {
     pub fn with_tail_cache(mut self, bytes: usize) -> DiskEngine {
         self.tail = Arc::new(TailCache::new(bytes));
         self
-    }
-
-    /// The tail cache, for its counters.
-    pub fn tail_cache(&self) -> &TailCache {
-        &self.tail
     }
 
     fn log_dir(&self, topic: &str, partition: i32) -> PathBuf {
@@ -358,6 +354,10 @@ impl Engine for DiskEngine {
         sync_dir(&self.root.join("state"))?;
         writers.insert(name.to_string(), writer);
         Ok(())
+    }
+
+    fn tail_cache_stats(&self) -> Option<TailCacheStats> {
+        Some(self.tail.stats())
     }
 
     async fn append_state(&self, name: &str, record: &[u8]) -> Result<(), StorageError> {

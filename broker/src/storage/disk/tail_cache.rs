@@ -15,12 +15,14 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use crate::storage::TailCacheStats;
+
 /// Identifies one opened partition log for the cache's lifetime.
 pub(super) type LogId = u64;
 
 /// Recent batches under a byte budget (0 disables the cache).
 #[derive(Debug, Default)]
-pub struct TailCache {
+pub(super) struct TailCache {
     budget: usize,
     next_log: AtomicU64,
     hits: AtomicU64,
@@ -38,7 +40,7 @@ struct Inner {
 
 impl TailCache {
     /// A cache holding at most `budget` bytes of batches.
-    pub fn new(budget: usize) -> TailCache {
+    pub(super) fn new(budget: usize) -> TailCache {
         TailCache {
             budget,
             ..TailCache::default()
@@ -95,17 +97,14 @@ impl TailCache {
         found
     }
 
-    /// Batches served from memory, and looked up but read from disk.
-    pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Bytes of batches held now.
-    pub fn held_bytes(&self) -> usize {
-        self.inner.lock().expect("tail cache lock").bytes
+    /// Batches served from memory, batches looked up but read from disk,
+    /// and the bytes held now.
+    pub(super) fn stats(&self) -> TailCacheStats {
+        TailCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            held_bytes: self.inner.lock().expect("tail cache lock").bytes as u64,
+        }
     }
 }
 
@@ -124,11 +123,12 @@ mod tests {
         for base in 0..5 {
             cache.insert(log, base, &batch(100, base as u8));
         }
-        assert_eq!(cache.held_bytes(), 200);
+        assert_eq!(cache.stats().held_bytes, 200);
         assert!(cache.get(log, 2).is_none(), "the oldest batches go first");
         assert_eq!(cache.get(log, 3).unwrap(), batch(100, 3));
         assert_eq!(cache.get(log, 4).unwrap(), batch(100, 4));
-        assert_eq!(cache.hits_and_misses(), (2, 1));
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses), (2, 1));
     }
 
     #[test]
@@ -147,7 +147,7 @@ mod tests {
         cache.insert(log, 0, &batch(40, 1));
         cache.insert(log, 1, &batch(51, 2));
         assert_eq!(
-            cache.held_bytes(),
+            cache.stats().held_bytes,
             40,
             "a batch above the budget evicts nothing"
         );
@@ -156,7 +156,7 @@ mod tests {
         let log = off.new_log();
         off.insert(log, 0, &batch(1, 1));
         assert!(off.get(log, 0).is_none());
-        assert_eq!(off.held_bytes(), 0);
+        assert_eq!(off.stats().held_bytes, 0);
     }
 
     #[test]
@@ -165,7 +165,7 @@ mod tests {
         let log = cache.new_log();
         cache.insert(log, 7, &batch(30, 1));
         cache.insert(log, 7, &batch(20, 2));
-        assert_eq!(cache.held_bytes(), 20);
+        assert_eq!(cache.stats().held_bytes, 20);
         assert_eq!(cache.get(log, 7).unwrap(), batch(20, 2));
     }
 }

@@ -244,13 +244,15 @@ async fn tail_cache_serves_the_newest_batches_as_stored_and_older_ones_from_disk
     let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
     append_batches(&mut log, 10, 3).await;
     let served = log.read(0, usize::MAX).await.unwrap();
-    assert_eq!(engine.tail_cache().hits_and_misses(), (4, 6));
+    let stats = engine.tail_cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses), (4, 6));
     // The same bytes a reader without the cache gets from the segments.
     drop(log);
     let cold = DiskEngine::open(dir.path(), sealed()).unwrap();
     let mut log = cold.open_log("t", 0, small_segments()).await.unwrap();
     assert_eq!(log.read(0, usize::MAX).await.unwrap(), served);
-    assert_eq!(cold.tail_cache().hits_and_misses(), (0, 0));
+    let stats = cold.tail_cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses), (0, 0));
 }
 
 #[tokio::test]
