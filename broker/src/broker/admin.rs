@@ -159,7 +159,7 @@ impl<E: Engine> Broker<E> {
                         );
                     }
                     if version >= 7 {
-                        if let Some(t) = self.topics.read().await.get(&name) {
+                        if let Some(t) = self.find_topic(&name).await {
                             r.topic_id = t.id;
                         }
                     }

@@ -171,7 +171,7 @@ impl<E: Engine> Broker<E> {
             // (name, value, source): a topic's value is its own (TOPIC)
             // unless it equals the broker's default for new topics.
             let entries: Vec<(&str, String, i8)> = match res.resource_type {
-                RESOURCE_TOPIC => match self.topics.read().await.get(res.resource_name.as_str()) {
+                RESOURCE_TOPIC => match self.find_topic(&res.resource_name).await {
                     Some(t) => t
                         .config
                         .entries()

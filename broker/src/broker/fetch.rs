@@ -59,17 +59,14 @@ impl<E: Engine> Broker<E> {
             let mut tr = FetchableTopicResponse::default();
             tr.topic = ft.topic.clone();
             tr.topic_id = ft.topic_id;
-            let topic = self.topics.read().await.get(ft.topic.0.as_str()).cloned();
+            let topic = self.find_topic(&ft.topic).await;
             for fp in &ft.partitions {
                 let mut pd = PartitionData::default();
                 pd.partition_index = fp.partition;
                 pd.high_watermark = -1;
                 pd.last_stable_offset = -1;
                 pd.log_start_offset = -1;
-                match topic
-                    .as_ref()
-                    .and_then(|t| t.partitions.get(fp.partition as usize))
-                {
+                match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
                     None => pd.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                     Some(p) => {
                         let mut part = p.lock().await;
@@ -120,17 +117,14 @@ impl<E: Engine> Broker<E> {
         for lt in req.topics {
             let mut tr = ListOffsetsTopicResponse::default();
             tr.name = lt.name.clone();
-            let topic = self.topics.read().await.get(lt.name.0.as_str()).cloned();
+            let topic = self.find_topic(&lt.name).await;
             for lp in lt.partitions {
                 let mut pr = ListOffsetsPartitionResponse::default();
                 pr.partition_index = lp.partition_index;
                 pr.timestamp = -1;
                 pr.offset = -1;
                 pr.leader_epoch = -1;
-                match topic
-                    .as_ref()
-                    .and_then(|t| t.partitions.get(lp.partition_index as usize))
-                {
+                match topic.as_ref().and_then(|t| t.partition(lp.partition_index)) {
                     None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                     Some(p) => {
                         let mut part = p.lock().await;

@@ -267,14 +267,19 @@ impl<E: Engine> Broker<E> {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Topic `name`, if it exists.
+    pub(crate) async fn find_topic(&self, name: &str) -> Option<Arc<Topic<E::Log>>> {
+        self.topics.read().await.get(name).cloned()
+    }
+
     /// Looks a topic up, creating it when auto-creation allows.
     pub(crate) async fn topic_or_create(
         &self,
         name: &str,
         create: bool,
     ) -> Result<Option<Arc<Topic<E::Log>>>, i16> {
-        if let Some(t) = self.topics.read().await.get(name) {
-            return Ok(Some(t.clone()));
+        if let Some(t) = self.find_topic(name).await {
+            return Ok(Some(t));
         }
         if !(create && self.config.auto_create_topics) {
             return Ok(None);
@@ -287,9 +292,7 @@ impl<E: Engine> Broker<E> {
             )
             .await
         {
-            Ok(()) | Err(code::TOPIC_ALREADY_EXISTS) => {
-                Ok(self.topics.read().await.get(name).cloned())
-            }
+            Ok(()) | Err(code::TOPIC_ALREADY_EXISTS) => Ok(self.find_topic(name).await),
             Err(e) => Err(e),
         }
     }
@@ -336,7 +339,7 @@ impl<E: Engine> Broker<E> {
         &self,
         name: &str,
     ) -> Result<Arc<Topic<E::Log>>, (i16, String)> {
-        self.topics.read().await.get(name).cloned().ok_or_else(|| {
+        self.find_topic(name).await.ok_or_else(|| {
             (
                 code::UNKNOWN_TOPIC_OR_PARTITION,
                 format!("topic `{name}` does not exist"),

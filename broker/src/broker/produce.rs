@@ -36,7 +36,7 @@ impl<E: Engine> Broker<E> {
                     (_, true) => Err(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
                     (Err(e), _) => Err(*e),
                     (Ok(None), _) => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
-                    (Ok(Some(t)), _) => match t.partitions.get(pd.index as usize) {
+                    (Ok(Some(t)), _) => match t.partition(pd.index) {
                         None => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
                         Some(p) => {
                             let records = pd.records.unwrap_or_default();

@@ -20,14 +20,12 @@ impl<E: Engine> Broker<E> {
         for t in req.topics {
             let mut tr = DeleteRecordsTopicResult::default();
             tr.name = t.name.clone();
-            let topic = self.topics.read().await.get(t.name.0.as_str()).cloned();
+            let topic = self.find_topic(&t.name).await;
             for p in t.partitions {
                 let mut pr = DeleteRecordsPartitionResult::default();
                 pr.partition_index = p.partition_index;
                 pr.low_watermark = -1;
-                let partition = topic
-                    .as_ref()
-                    .and_then(|t| t.partitions.get(p.partition_index as usize));
+                let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
                 match partition {
                     None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                     Some(part) => {

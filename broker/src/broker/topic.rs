@@ -204,6 +204,13 @@ impl<L: PartitionLog> Topic<L> {
         }
     }
 
+    /// Partition `index`, if the topic has it (negative indexes never match).
+    pub(crate) fn partition(&self, index: i32) -> Option<&Arc<Mutex<Partition<L>>>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+
     pub(crate) fn record(&self, name: &str) -> TopicRecord {
         TopicRecord {
             name: name.to_string(),
