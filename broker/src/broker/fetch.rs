@@ -80,18 +80,19 @@ impl<E: Engine> Broker<E> {
                             let limit = remaining.min(fp.partition_max_bytes.max(0) as usize);
                             match part.log.read(fp.fetch_offset, limit).await {
                                 Ok(batches) => {
-                                    let mut buf = BytesMut::new();
-                                    let mut messages = 0u64;
-                                    for b in batches {
-                                        messages += records_in_batch(&b);
-                                        buf.extend_from_slice(&b);
-                                    }
+                                    let messages =
+                                        batches.iter().map(|b| records_in_batch(b)).sum();
+                                    let records = concat(batches);
                                     if let Some(t) = &topic {
-                                        out.push((t.metrics.clone(), buf.len() as u64, messages));
+                                        out.push((
+                                            t.metrics.clone(),
+                                            records.len() as u64,
+                                            messages,
+                                        ));
                                     }
-                                    remaining = remaining.saturating_sub(buf.len());
-                                    total += buf.len();
-                                    pd.records = Some(buf.freeze());
+                                    remaining = remaining.saturating_sub(records.len());
+                                    total += records.len();
+                                    pd.records = Some(records);
                                 }
                                 Err(e) => pd.error_code = storage_error(&e),
                             }
@@ -187,6 +188,21 @@ type FetchedOut = (
 fn record_fetch(out: Vec<FetchedOut>) {
     for (metrics, bytes, messages) in out {
         metrics.record_fetch(bytes, messages);
+    }
+}
+
+/// The batches as one records field: a single batch as it is (from the
+/// tail cache, without a copy), several copied into one buffer.
+fn concat(batches: Vec<Bytes>) -> Bytes {
+    match <[Bytes; 1]>::try_from(batches) {
+        Ok([one]) => one,
+        Err(batches) => {
+            let mut buf = BytesMut::new();
+            for b in &batches {
+                buf.extend_from_slice(b);
+            }
+            buf.freeze()
+        }
     }
 }
 
