@@ -155,6 +155,15 @@ async fn produce_assigns_offsets_and_fetch_returns_whole_batches<E: Engine + Clo
     );
     let (err, hw, offsets) = fetch(&b, "orders", 0, 0).await;
     assert_eq!((err, hw, offsets), (0, 7, (0..7).collect::<Vec<_>>()));
+    // A partition the topic lacks, a negative index included, is refused.
+    for partition in [-1, 1, i32::MIN] {
+        let batch = client_batch(1, Compression::None, None);
+        assert_eq!(
+            produce(&b, "orders", partition, batch, 1).await.0,
+            crate::broker::code::UNKNOWN_TOPIC_OR_PARTITION,
+            "partition {partition}"
+        );
+    }
     // Mid-batch: the whole batch holding offset 4 comes back.
     assert_eq!(fetch(&b, "orders", 4, 0).await.2, vec![3, 4, 5, 6]);
     assert_eq!(
