@@ -39,8 +39,7 @@ use tokio::sync::Mutex;
 
 use self::frames::{read_frames, AtRest, FrameWriter};
 use self::segment::Segment;
-use self::tail_cache::LogId;
-use self::tail_cache::TailCache;
+use self::tail_cache::{LogId, TailCache};
 use super::{
     expired_segments, segments_below, Engine, LogPolicy, PartitionLog, SegmentInfo, StorageError,
     TailCacheStats,
