@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::broker::{api_versions, Advertised, Broker};
-use crate::protocol::{decode_request, encode_response, frame_length, DecodeError};
+use crate::protocol::{decode_request, encode_response_into, frame_length, DecodeError};
 use crate::storage::Engine;
 use crate::telemetry::response_has_error;
 
@@ -80,6 +80,11 @@ pub async fn connection<S, E>(
         host: config.advertised_host.clone(),
         port: config.advertised_port,
     };
+    // One buffer for every response of the connection (see
+    // `encode_response_into`); one bigger than KEEP_RESPONSE_BUFFER is let
+    // go after use, so a rare huge fetch does not pin its memory.
+    const KEEP_RESPONSE_BUFFER: usize = 8 << 20;
+    let mut out = BytesMut::new();
     loop {
         let mut prefix = [0u8; 4];
         if stream.read_exact(&mut prefix).await.is_err() {
@@ -133,15 +138,19 @@ pub async fn connection<S, E>(
                 return;
             }
         };
-        let bytes = match encode_response(api_key, version, correlation_id, &response) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(peer = %peer, error = %e, "closing connection");
-                return;
-            }
-        };
-        if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+        if let Err(e) = encode_response_into(&mut out, api_key, version, correlation_id, &response)
+        {
+            tracing::error!(peer = %peer, error = %e, "closing connection");
             return;
+        }
+        drop(response);
+        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+        if out.capacity() > KEEP_RESPONSE_BUFFER {
+            out = BytesMut::new();
+        } else {
+            out.clear();
         }
     }
 }

@@ -7,5 +7,5 @@ pub mod codec;
 pub mod frame;
 pub mod versions;
 
-pub use codec::{decode_request, encode_response, DecodeError, Request};
+pub use codec::{decode_request, encode_response, encode_response_into, DecodeError, Request};
 pub use frame::{frame_length, FrameError, DEFAULT_MAX_REQUEST_BYTES};
