@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -83,8 +83,9 @@ pub async fn connection<S, E>(
     // One buffer for every response of the connection (see
     // `encode_response_into`); one bigger than KEEP_RESPONSE_BUFFER is let
     // go after use, so a rare huge fetch does not pin its memory.
-    const KEEP_RESPONSE_BUFFER: usize = 8 << 20;
+    const KEEP_RESPONSE_BUFFER: usize = 32 << 20;
     let mut out = BytesMut::new();
+    let mut input = BytesMut::new();
     loop {
         let mut prefix = [0u8; 4];
         if stream.read_exact(&mut prefix).await.is_err() {
@@ -97,10 +98,10 @@ pub async fn connection<S, E>(
                 return;
             }
         };
-        let Some(body) = read_body(&mut stream, len).await else {
+        let Some(body) = read_body(&mut stream, len, &mut input).await else {
             return;
         };
-        let (api_key, version, correlation_id, response) = match decode_request(body.freeze()) {
+        let (api_key, version, correlation_id, response) = match decode_request(body) {
             Ok(req) => {
                 let (key, version, corr) = (req.api_key, req.version(), req.header.correlation_id);
                 let started = Instant::now();
@@ -155,18 +156,38 @@ pub async fn connection<S, E>(
     }
 }
 
-/// Reads the `len` bytes of a request body (`len` already capped) into a
-/// buffer that is not zeroed first; `None` when the peer hangs up.
-async fn read_body<S: AsyncRead + Unpin>(stream: &mut S, len: usize) -> Option<BytesMut> {
-    let mut body = BytesMut::with_capacity(len);
+/// Bodies at least this long are read into the connection's input buffer;
+/// shorter ones get their own allocation, so a request whose bytes outlive
+/// it (a group member's metadata) never pins a large buffer.
+const SHARED_BODY_MIN: usize = 64 << 10;
+
+/// Reads the `len` bytes of a request body (`len` already capped); `None`
+/// when the peer hangs up. Large bodies go into `buffer`, a connection's
+/// input buffer, and are split off it: once the last one has been dropped
+/// its memory is reused for the next (`BytesMut::reserve` reclaims it),
+/// where a fresh megabyte per produce request would be page-faulted in
+/// anew each time.
+async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    len: usize,
+    buffer: &mut BytesMut,
+) -> Option<Bytes> {
+    let mut own = BytesMut::new();
+    let target = if len >= SHARED_BODY_MIN {
+        buffer
+    } else {
+        &mut own
+    };
+    target.clear();
+    target.reserve(len);
     let mut rest = stream.take(len as u64);
-    while body.len() < len {
-        match rest.read_buf(&mut body).await {
+    while target.len() < len {
+        match rest.read_buf(target).await {
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
     }
-    Some(body)
+    Some(target.split_to(len).freeze())
 }
 
 /// Builds a TLS acceptor (TLS 1.2 and 1.3 only) from PEM files.
@@ -205,9 +226,35 @@ mod tests {
     async fn a_body_is_read_whole_and_nothing_of_the_next_request() {
         let wire = b"0123456789next-request".to_vec();
         let mut stream = &wire[..];
-        let body = read_body(&mut stream, 10).await.unwrap();
+        let mut buffer = BytesMut::new();
+        let body = read_body(&mut stream, 10, &mut buffer).await.unwrap();
         assert_eq!(&body[..], b"0123456789");
         assert_eq!(stream, b"next-request");
+    }
+
+    #[tokio::test]
+    async fn large_bodies_reuse_the_connection_buffer_once_the_last_is_dropped() {
+        let n = SHARED_BODY_MIN;
+        let wire: Vec<u8> = (0..3 * n).map(|i| (i % 251) as u8).collect();
+        let mut stream = &wire[..];
+        let mut buffer = BytesMut::new();
+        let first = read_body(&mut stream, n, &mut buffer).await.unwrap();
+        assert_eq!(&first[..], &wire[..n]);
+        let at = first.as_ptr();
+        // Still referenced: the next body may not overwrite it.
+        let second = read_body(&mut stream, n, &mut buffer).await.unwrap();
+        assert_eq!(&second[..], &wire[n..2 * n]);
+        assert_eq!(&first[..], &wire[..n]);
+        assert_ne!(second.as_ptr(), at);
+        let at = second.as_ptr();
+        drop((first, second));
+        let third = read_body(&mut stream, n, &mut buffer).await.unwrap();
+        assert_eq!(&third[..], &wire[2 * n..]);
+        assert_eq!(third.as_ptr(), at);
+        // A small body never lands in the shared buffer.
+        let small = read_body(&mut &b"abc"[..], 3, &mut buffer).await.unwrap();
+        assert_eq!(&small[..], b"abc");
+        assert_ne!(small.as_ptr(), at);
     }
 
     #[tokio::test]
@@ -217,12 +264,13 @@ mod tests {
             client.write_all(b"abcdefghij").await.unwrap();
             client.write_all(b"klm").await.unwrap();
         });
+        let mut buffer = BytesMut::new();
         assert_eq!(
-            &read_body(&mut server, 10).await.unwrap()[..],
+            &read_body(&mut server, 10, &mut buffer).await.unwrap()[..],
             b"abcdefghij"
         );
         writer.await.unwrap();
         // Three bytes of a ten-byte body, then the peer is gone.
-        assert!(read_body(&mut server, 10).await.is_none());
+        assert!(read_body(&mut server, 10, &mut buffer).await.is_none());
     }
 }
