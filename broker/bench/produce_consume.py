@@ -55,14 +55,15 @@ def dd_write_mb_s(directory: Path, mib: int = 1024) -> float:
 
 
 def fill_free_memory(directory: Path) -> Path | None:
-    """Writes a file as large as the kernel's free memory (less 1 GiB, and
-    leaving 5 GiB of disk) so that every page the run writes later is a
-    recycled one; returns its path, or None when there is nothing to fill."""
+    """Writes a file as large as the kernel's free memory (less 512 MiB, and
+    leaving 5 GiB of disk) so that nearly every page the run writes later
+    is a recycled one (the kernel hands out free pages before reclaiming
+    cached ones); returns its path, or None when there is nothing to fill."""
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     free_mib = int(meminfo["MemFree"].split()[0]) // 1024
     st = os.statvfs(directory)
     disk_mib = st.f_bavail * st.f_frsize // (1 << 20)
-    mib = min(free_mib - 1024, disk_mib - 5 * 1024)
+    mib = min(free_mib - 512, disk_mib - 5 * 1024)
     if mib <= 0:
         return None
     target = directory / "filler.bin"
@@ -142,6 +143,11 @@ def main():
     base.mkdir(parents=True, exist_ok=True)
     exe = build_loadgen(base)
     print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, data in {base}")
+    # dd first: the pages its deleted files free would otherwise be the
+    # first the brokers get, and the VM may have taken them back by then.
+    dd = [dd_write_mb_s(base) for _ in range(args.rounds)]
+    print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
+          f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
     filler = None if args.no_warm else fill_free_memory(base)
     try:
         run(args, base, exe)
@@ -151,9 +157,6 @@ def main():
 
 
 def run(args, base: Path, exe: Path):
-    dd = [dd_write_mb_s(base) for _ in range(args.rounds)]
-    print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
-          f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
     print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); the brokers run "
           f"at once and take turns, median of {args.rounds} rounds per row\n")
     encs = ["local", "none"]
