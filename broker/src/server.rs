@@ -80,10 +80,8 @@ pub async fn connection<S, E>(
         host: config.advertised_host.clone(),
         port: config.advertised_port,
     };
-    // One buffer for every response of the connection (see
-    // `encode_response_into`); one bigger than KEEP_RESPONSE_BUFFER is let
-    // go after use, so a rare huge fetch does not pin its memory.
-    const KEEP_RESPONSE_BUFFER: usize = 32 << 20;
+    // One buffer for the connection's responses (see `encode_response_into`)
+    // and one for its large request bodies (see `read_body`).
     let mut out = BytesMut::new();
     let mut input = BytesMut::new();
     loop {
@@ -148,17 +146,35 @@ pub async fn connection<S, E>(
         if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
             return;
         }
-        if out.capacity() > KEEP_RESPONSE_BUFFER {
-            out = BytesMut::new();
-        } else {
-            out.clear();
-        }
+        recycle_response_buffer(&mut out);
     }
 }
 
-/// Bodies at least this long are read into the connection's input buffer;
-/// shorter ones get their own allocation, so a request whose bytes outlive
-/// it (a group member's metadata) never pins a large buffer.
+/// A connection keeps its buffers only up to this size, so that a rare
+/// huge request or fetch does not pin its memory.
+const KEEP_BUFFER_MAX: usize = 32 << 20;
+
+/// A response buffer at most this large is always kept.
+const KEEP_BUFFER_SMALL: usize = 1 << 20;
+
+/// Readies the response buffer for the next response: cleared and kept
+/// while responses are about its size; let go when it is over
+/// [`KEEP_BUFFER_MAX`], or over [`KEEP_BUFFER_SMALL`] with the response just
+/// sent under a quarter of it (a consumer that caught up and now gets small
+/// or empty fetches), so that idle connections hold no megabytes.
+fn recycle_response_buffer(out: &mut BytesMut) {
+    let (used, capacity) = (out.len(), out.capacity());
+    if capacity > KEEP_BUFFER_MAX || (capacity > KEEP_BUFFER_SMALL && used < capacity / 4) {
+        *out = BytesMut::new();
+    } else {
+        out.clear();
+    }
+}
+
+/// Bodies from this long up to [`KEEP_BUFFER_MAX`] are read into the
+/// connection's input buffer; others get their own allocation, so a small
+/// request whose bytes outlive it (a group member's metadata) never pins a
+/// large buffer, and a huge one is freed after use.
 const SHARED_BODY_MIN: usize = 64 << 10;
 
 /// Reads the `len` bytes of a request body (`len` already capped); `None`
@@ -166,16 +182,20 @@ const SHARED_BODY_MIN: usize = 64 << 10;
 /// input buffer, and are split off it: once the last one has been dropped
 /// its memory is reused for the next (`BytesMut::reserve` reclaims it),
 /// where a fresh megabyte per produce request would be page-faulted in
-/// anew each time.
+/// anew each time. A small body lets the input buffer go: a connection
+/// back to small requests keeps no megabytes.
 async fn read_body<S: AsyncRead + Unpin>(
     stream: &mut S,
     len: usize,
     buffer: &mut BytesMut,
 ) -> Option<Bytes> {
     let mut own = BytesMut::new();
-    let target = if len >= SHARED_BODY_MIN {
+    let target = if (SHARED_BODY_MIN..=KEEP_BUFFER_MAX).contains(&len) {
         buffer
     } else {
+        if len < SHARED_BODY_MIN {
+            *buffer = BytesMut::new();
+        }
         &mut own
     };
     target.clear();
@@ -251,10 +271,50 @@ mod tests {
         let third = read_body(&mut stream, n, &mut buffer).await.unwrap();
         assert_eq!(&third[..], &wire[2 * n..]);
         assert_eq!(third.as_ptr(), at);
-        // A small body never lands in the shared buffer.
+        // A small body never lands in the shared buffer, and lets it go.
+        drop(third);
         let small = read_body(&mut &b"abc"[..], 3, &mut buffer).await.unwrap();
         assert_eq!(&small[..], b"abc");
         assert_ne!(small.as_ptr(), at);
+        assert_eq!(buffer.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_keep_limit_gets_its_own_buffer() {
+        let n = KEEP_BUFFER_MAX + 1;
+        let wire = vec![7u8; n];
+        let mut buffer = BytesMut::new();
+        let body = read_body(&mut &wire[..], n, &mut buffer).await.unwrap();
+        assert_eq!(body.len(), n);
+        assert_eq!(buffer.capacity(), 0);
+    }
+
+    #[test]
+    fn the_response_buffer_is_kept_while_responses_fill_it_and_let_go_after() {
+        let mut out = BytesMut::with_capacity(4 << 20);
+        out.extend_from_slice(&vec![1u8; 3 << 20]);
+        recycle_response_buffer(&mut out);
+        assert!(out.is_empty());
+        assert!(out.capacity() >= 4 << 20, "a full buffer is kept");
+        out.extend_from_slice(&[1u8; 100]);
+        recycle_response_buffer(&mut out);
+        assert_eq!(
+            out.capacity(),
+            0,
+            "a big buffer is let go after a small response"
+        );
+        let mut small = BytesMut::with_capacity(KEEP_BUFFER_SMALL);
+        small.extend_from_slice(b"x");
+        recycle_response_buffer(&mut small);
+        assert_eq!(
+            small.capacity(),
+            KEEP_BUFFER_SMALL,
+            "small buffers are always kept"
+        );
+        let mut huge = BytesMut::with_capacity(KEEP_BUFFER_MAX + 1);
+        huge.extend_from_slice(&vec![1u8; KEEP_BUFFER_MAX]);
+        recycle_response_buffer(&mut huge);
+        assert_eq!(huge.capacity(), 0, "nothing over the limit is kept");
     }
 
     #[tokio::test]
