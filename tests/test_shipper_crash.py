@@ -25,19 +25,23 @@ class ResendingWriter:
 
     def run_until_killed(self, path, stop):
         c = Client(path)
-        sent = self.base
+        # Lines up to `sent` were written whole; a chunk the kill cut short
+        # may have partly arrived (and been made durable) all the same, so
+        # everything up to `attempted` counts as in flight.
+        sent = attempted = self.base
         try:
             while sent < len(self.lines) and not stop.is_set():
                 chunk = self.lines[sent:sent + 500]
+                attempted = sent + len(chunk)
                 c.send_lines(chunk)
-                sent += len(chunk)
+                sent = attempted
                 time.sleep(0.002)
         except OSError:
             pass
         stop.wait(30)
         time.sleep(0.5)
         acked = self.base + c.acked
-        self.in_flight = set(range(acked, sent))
+        self.in_flight = set(range(acked, attempted))
         self.base = acked
         c.close()
         return acked
