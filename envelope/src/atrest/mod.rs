@@ -35,7 +35,7 @@ mod tests;
 pub mod fuzzing;
 
 pub use header::{MAGIC, VERSION};
-pub use reader::{Frame, Frames, SealedReader, Tail, MAX_FRAME_LEN_LIMIT};
+pub use reader::{Frame, FrameAt, FrameBuffer, Frames, SealedReader, Tail, MAX_FRAME_LEN_LIMIT};
 pub use rotate::{rotate_file, Rotation};
 pub use writer::{Recovery, SealedWriter, WriterOptions, DEFAULT_MAX_FRAME_LEN, MAX_FRAMES};
 

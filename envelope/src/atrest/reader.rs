@@ -32,6 +32,17 @@ pub struct Frame {
     pub next_position: u64,
 }
 
+/// Where [`SealedReader::read_at_into`] found a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameAt {
+    /// File offset of the frame's record.
+    pub position: u64,
+    /// The frame's number.
+    pub number: u64,
+    /// File offset just past this frame's record.
+    pub next_position: u64,
+}
+
 /// How the readable part of a file ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tail {
@@ -58,14 +69,37 @@ pub enum Tail {
 }
 
 /// What is at a position of the data region.
-pub(crate) enum Step {
+pub(crate) enum Step<B = Vec<u8>> {
     /// An authenticated record: its header and plaintext (empty but for
     /// data records).
-    Record(RecordHeader, Vec<u8>),
+    Record(RecordHeader, B),
     /// Nothing: the file ends here.
     Eof,
     /// An incomplete record of this many bytes ends the file.
     Torn(u64),
+}
+
+/// Where [`SealedReader::read_at_into`] puts a frame: a `Vec<u8>`, or a
+/// caller's buffer that it reuses across reads (the broker reads a fetch's
+/// frames into one `BytesMut` it keeps, instead of a fresh allocation per
+/// frame that the allocator may hand back to the kernel after use).
+pub trait FrameBuffer {
+    /// Makes the buffer exactly `len` bytes long and returns them; their
+    /// contents are overwritten, so any initialized bytes will do.
+    fn set_len(&mut self, len: usize) -> &mut [u8];
+    /// Shortens the buffer to `len` bytes (the plaintext, after the tag).
+    fn truncate(&mut self, len: usize);
+}
+
+impl FrameBuffer for Vec<u8> {
+    fn set_len(&mut self, len: usize) -> &mut [u8] {
+        self.clear();
+        self.resize(len, 0);
+        self
+    }
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
+    }
 }
 
 /// An open at-rest file, authenticated header and all.
@@ -157,16 +191,31 @@ impl SealedReader {
     /// `Ok(None)` when the file ends there: at its end, at its final frame,
     /// or at a record still being written (or torn).
     pub fn read_at(&self, position: u64) -> Result<Option<Frame>, Error> {
+        let mut data = Vec::new();
+        Ok(self.read_at_into(position, &mut data)?.map(|at| Frame {
+            position: at.position,
+            number: at.number,
+            data,
+            next_position: at.next_position,
+        }))
+    }
+
+    /// [`Self::read_at`] with the plaintext put in `out` (exactly the
+    /// frame's bytes when `Some` is returned; unspecified otherwise).
+    pub fn read_at_into<B: FrameBuffer>(
+        &self,
+        position: u64,
+        out: &mut B,
+    ) -> Result<Option<FrameAt>, Error> {
         let mut pos = position;
         loop {
-            match self.step(pos)? {
-                Step::Record(h, data) => match h.kind {
+            match self.step_into(pos, &mut *out)? {
+                Step::Record(h, ()) => match h.kind {
                     Kind::Session => pos += h.record_len(),
                     Kind::Data => {
-                        return Ok(Some(Frame {
+                        return Ok(Some(FrameAt {
                             position: pos,
                             number: h.number,
-                            data,
                             next_position: pos + h.record_len(),
                         }))
                     }
@@ -202,6 +251,16 @@ impl SealedReader {
 
     /// Reads and authenticates the record at `pos`.
     pub(crate) fn step(&self, pos: u64) -> Result<Step, Error> {
+        let mut body = Vec::new();
+        Ok(match self.step_into(pos, &mut body)? {
+            Step::Record(h, ()) => Step::Record(h, body),
+            Step::Eof => Step::Eof,
+            Step::Torn(len) => Step::Torn(len),
+        })
+    }
+
+    /// [`Self::step`] with the plaintext put in `body`.
+    fn step_into<B: FrameBuffer>(&self, pos: u64, body: &mut B) -> Result<Step<()>, Error> {
         if pos < self.data_start() {
             return Err(self.corrupt(pos, "no record starts inside the file header"));
         }
@@ -235,16 +294,16 @@ impl SealedReader {
             return Err(self.corrupt(pos + 5, "frame number beyond 2^32"));
         }
         let (hlen, sealed_len) = (h.len(), h.sealed_len as usize);
-        let mut body = Vec::with_capacity(sealed_len);
-        body.extend_from_slice(&head[hlen..got.min(hlen + sealed_len)]);
-        let have = body.len();
+        let sealed = body.set_len(sealed_len);
+        let first = &head[hlen..got.min(hlen + sealed_len)];
+        let have = first.len();
+        sealed[..have].copy_from_slice(first);
         if have < sealed_len {
-            body.resize(sealed_len, 0);
             let rest_at = pos + (hlen + have) as u64;
-            if let Err(short) =
-                read_exact_or_short(&self.path, &self.file, &mut body[have..], rest_at)
-            {
-                return Ok(Step::Torn((hlen + have) as u64 + short));
+            match read_exact_or_short(&self.path, &self.file, &mut sealed[have..], rest_at) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(short) => return Ok(Step::Torn((hlen + have) as u64 + short)),
             }
         }
         let aad = crypto::record_aad(&self.header.preamble.file_id, pos, &h.signed_bytes());
@@ -256,7 +315,7 @@ impl SealedReader {
                     &self.header.preamble.file_id,
                     &salt,
                 );
-                let ok = crypto::open(&key, crypto::session_nonce(), &aad, &mut body);
+                let ok = crypto::open(&key, crypto::session_nonce(), &aad, sealed);
                 if ok.is_some() {
                     self.sessions
                         .lock()
@@ -267,7 +326,7 @@ impl SealedReader {
             }
             Kind::Data | Kind::End => {
                 let key = self.session_key(h.link, pos)?;
-                crypto::open(&key, crypto::numbered_nonce(h.number), &aad, &mut body)
+                crypto::open(&key, crypto::numbered_nonce(h.number), &aad, sealed)
             }
         };
         let Some(len) = opened else {
@@ -280,7 +339,7 @@ impl SealedReader {
             ));
         };
         body.truncate(len);
-        Ok(Step::Record(h, body))
+        Ok(Step::Record(h, ()))
     }
 
     /// The key of the session whose record is at `session_pos`, as cited

@@ -486,3 +486,50 @@ async fn a_file_with_only_its_header_reads_empty_and_can_be_appended_to() {
         0o600
     );
 }
+
+/// A caller's buffer that keeps whatever it held before each frame, to
+/// show `read_at_into` replaces it rather than appending.
+struct Reused(Vec<u8>, usize);
+
+impl FrameBuffer for Reused {
+    fn set_len(&mut self, len: usize) -> &mut [u8] {
+        self.1 += 1;
+        self.0.resize(len, 0xAA);
+        &mut self.0
+    }
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+}
+
+#[tokio::test]
+async fn read_at_into_a_reused_buffer_gives_each_frame_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let keys = LocalKeyProvider::random();
+    // Large, small, then large again: a shrinking buffer must not keep
+    // the earlier frame's tail.
+    let lens = [70_000, 10, 5_000, 70_000, 0];
+    let mut w = SealedWriter::create(&path, &keys, &ctx()).await.unwrap();
+    let positions: Vec<u64> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| w.append(&frame_data(i, len)).unwrap())
+        .collect();
+    w.sync().unwrap();
+    let r = SealedReader::open(&path, &keys).await.unwrap();
+    let mut buf = Reused(vec![0xEE; 3], 0);
+    for (i, (&pos, &len)) in positions.iter().zip(&lens).enumerate() {
+        let at = r.read_at_into(pos, &mut buf).unwrap().unwrap();
+        assert_eq!(buf.0, frame_data(i, len), "frame {i}");
+        assert_eq!(at.number, i as u64);
+        assert_eq!(at.position, pos);
+        let whole = r.read_at(pos).unwrap().unwrap();
+        assert_eq!(whole.data, buf.0);
+        assert_eq!(whole.next_position, at.next_position);
+    }
+    assert!(buf.1 >= lens.len(), "every frame went through the buffer");
+    // Past the last frame: nothing, and no error.
+    let end = r.read_at(positions[4]).unwrap().unwrap().next_position;
+    assert_eq!(r.read_at_into(end, &mut buf).unwrap(), None);
+}
