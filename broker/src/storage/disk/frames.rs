@@ -17,8 +17,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use wharf_envelope::atrest::{SealedReader, SealedWriter, Tail, WriterOptions};
+use bytes::{Bytes, BytesMut};
+use wharf_envelope::atrest::{FrameBuffer, SealedReader, SealedWriter, Tail, WriterOptions};
 use wharf_envelope::{EncryptionContext, KeyProvider, LocalKeyProvider};
 
 use crate::storage::StorageError;
@@ -311,8 +311,10 @@ impl FrameReader {
         })
     }
 
-    /// The frame at `pos` (a position returned by [`FrameWriter::append`]).
-    pub async fn read_at(&self, pos: u64) -> Result<Bytes, StorageError> {
+    /// The frame at `pos` (a position returned by [`FrameWriter::append`]),
+    /// read into `arena` (which the caller has reserved room in, see
+    /// `read_arena`) and split off it.
+    pub async fn read_at(&self, pos: u64, arena: &mut BytesMut) -> Result<Bytes, StorageError> {
         let missing = || StorageError::Corrupt {
             path: self.path.display().to_string(),
             reason: format!("no frame at position {pos}"),
@@ -327,25 +329,40 @@ impl FrameReader {
                 if len > MAX_FRAME_BYTES as usize {
                     return Err(missing());
                 }
-                let mut data = vec![0u8; len];
-                file.read_exact_at(&mut data, pos + PLAIN_FRAME_HEADER)
+                arena.clear();
+                arena.resize(len, 0);
+                let data = &mut arena[..];
+                file.read_exact_at(data, pos + PLAIN_FRAME_HEADER)
                     .map_err(|e| StorageError::io(&self.path, e))?;
-                if crc32c::crc32c(&data) != crc {
+                if crc32c::crc32c(data) != crc {
                     return Err(StorageError::Corrupt {
                         path: self.path.display().to_string(),
                         reason: format!("frame at {pos} fails its checksum"),
                     });
                 }
-                Ok(Bytes::from(data))
+                Ok(arena.split().freeze())
             }
             ReaderInner::Sealed(r) => {
-                let frame = r
-                    .read_at(pos)
+                r.read_at_into(pos, &mut InArena(arena))
                     .map_err(|e| crypto(&self.path, e))?
                     .ok_or_else(missing)?;
-                Ok(Bytes::from(frame.data))
+                Ok(arena.split().freeze())
             }
         }
+    }
+}
+
+/// A frame read into an arena: the arena's unsplit part is the frame.
+struct InArena<'a>(&'a mut BytesMut);
+
+impl FrameBuffer for InArena<'_> {
+    fn set_len(&mut self, len: usize) -> &mut [u8] {
+        self.0.clear();
+        self.0.resize(len, 0);
+        &mut self.0[..]
+    }
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
     }
 }
 
@@ -361,8 +378,11 @@ mod tests {
         let b = w.append(b"second frame").await.unwrap();
         w.sync().await.unwrap();
         let r = FrameReader::open(&path, &at_rest).await.unwrap();
-        assert_eq!(&r.read_at(b).await.unwrap()[..], b"second frame");
-        assert_eq!(&r.read_at(a).await.unwrap()[..], b"first frame");
+        let mut arena = BytesMut::new();
+        let second = r.read_at(b, &mut arena).await.unwrap();
+        let first = r.read_at(a, &mut arena).await.unwrap();
+        assert_eq!(&second[..], b"second frame");
+        assert_eq!(&first[..], b"first frame");
         drop(w);
         // A torn tail: half a frame appended by a crash.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();

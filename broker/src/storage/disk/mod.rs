@@ -24,6 +24,7 @@
 
 pub mod frames;
 mod log_start;
+mod read_arena;
 mod segment;
 mod tail_cache;
 #[cfg(test)]
@@ -38,6 +39,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use self::frames::{read_frames, AtRest, FrameWriter};
+use self::read_arena::ReadArenas;
 use self::segment::Segment;
 use self::tail_cache::{LogId, TailCache};
 use super::{
@@ -53,6 +55,7 @@ pub struct DiskEngine {
     at_rest: AtRest,
     state_writers: Arc<Mutex<HashMap<String, FrameWriter>>>,
     tail: Arc<TailCache>,
+    arenas: Arc<ReadArenas>,
 }
 
 impl DiskEngine {
@@ -67,6 +70,7 @@ impl DiskEngine {
             at_rest,
             state_writers: Default::default(),
             tail: Arc::new(TailCache::new(0)),
+            arenas: Default::default(),
         })
     }
 
@@ -104,6 +108,7 @@ pub struct DiskLog {
     policy: LogPolicy,
     tail: Arc<TailCache>,
     tail_id: LogId,
+    arenas: Arc<ReadArenas>,
 }
 
 impl DiskLog {
@@ -178,21 +183,54 @@ impl PartitionLog for DiskLog {
         Ok(())
     }
     async fn read(&mut self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
-        let mut out = Vec::new();
+        // First what to answer with (whole batches up to max_bytes, at
+        // least one), then the batches: from the tail cache, or read into
+        // one arena reserved for all the rest (see `read_arena`).
+        let mut picked = Vec::new();
         let mut used = 0usize;
-        for seg in &self.segments[self.segment_for_offset(offset)..] {
+        'segments: for (s, seg) in self
+            .segments
+            .iter()
+            .enumerate()
+            .skip(self.segment_for_offset(offset))
+        {
             let first = seg
                 .entries
                 .partition_point(|e| e.header.last_offset < offset);
-            for entry in &seg.entries[first..] {
-                if !out.is_empty() && used + entry.header.size > max_bytes {
-                    return Ok(out);
+            for (e, entry) in seg.entries.iter().enumerate().skip(first) {
+                if !picked.is_empty() && used + entry.header.size > max_bytes {
+                    break 'segments;
                 }
                 used += entry.header.size;
-                match self.tail.get(self.tail_id, entry.header.base_offset) {
-                    Some(batch) => out.push(batch),
-                    None => out.push(seg.read(entry).await?),
+                picked.push((s, e));
+            }
+        }
+        let mut out = Vec::with_capacity(picked.len());
+        let mut misses = Vec::new();
+        for (i, &(s, e)) in picked.iter().enumerate() {
+            let base = self.segments[s].entries[e].header.base_offset;
+            match self.tail.get(self.tail_id, base) {
+                Some(batch) => out.push(batch),
+                None => {
+                    out.push(Bytes::new());
+                    misses.push(i);
                 }
+            }
+        }
+        if !misses.is_empty() {
+            // Room for each frame and its tag, which is read with it.
+            let room = misses
+                .iter()
+                .map(|&i| {
+                    let (s, e) = picked[i];
+                    self.segments[s].entries[e].header.size + 16
+                })
+                .sum();
+            let mut arena = self.arenas.take(room);
+            for i in misses {
+                let (s, e) = picked[i];
+                let seg = &self.segments[s];
+                out[i] = seg.read(&seg.entries[e], arena.buf()).await?;
             }
         }
         Ok(out)
@@ -308,6 +346,7 @@ impl Engine for DiskEngine {
             policy,
             tail_id: self.tail.new_log(),
             tail: self.tail.clone(),
+            arenas: self.arenas.clone(),
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::frames::{read_frames, AtRest, FrameReader, FrameWriter};
 use crate::protocol::batch::{stored_header, BatchHeader, BATCH_HEADER_BYTES};
@@ -192,8 +192,12 @@ impl Segment {
         Ok(())
     }
 
-    pub(super) async fn read(&self, entry: &Entry) -> Result<Bytes, StorageError> {
-        self.reader.read_at(entry.pos).await
+    pub(super) async fn read(
+        &self,
+        entry: &Entry,
+        arena: &mut BytesMut,
+    ) -> Result<Bytes, StorageError> {
+        self.reader.read_at(entry.pos, arena).await
     }
 
     pub(super) async fn sync(&mut self) -> Result<(), StorageError> {
