@@ -329,9 +329,7 @@ impl FrameReader {
                 if len > MAX_FRAME_BYTES as usize {
                     return Err(missing());
                 }
-                arena.clear();
-                arena.resize(len, 0);
-                let data = &mut arena[..];
+                let data = frame_slot(arena, len);
                 file.read_exact_at(data, pos + PLAIN_FRAME_HEADER)
                     .map_err(|e| StorageError::io(&self.path, e))?;
                 if crc32c::crc32c(data) != crc {
@@ -352,14 +350,26 @@ impl FrameReader {
     }
 }
 
+/// Room a frame of `len` bytes takes in an arena while it is read: a
+/// sealed frame is read with its AES-GCM tag, which the plaintext then
+/// leaves unused.
+pub(super) fn read_room(len: usize) -> usize {
+    len + 16
+}
+
+/// The arena's unsplit part made exactly `len` bytes long, for a frame.
+fn frame_slot(arena: &mut BytesMut, len: usize) -> &mut [u8] {
+    arena.clear();
+    arena.resize(len, 0);
+    &mut arena[..]
+}
+
 /// A frame read into an arena: the arena's unsplit part is the frame.
 struct InArena<'a>(&'a mut BytesMut);
 
 impl FrameBuffer for InArena<'_> {
     fn set_len(&mut self, len: usize) -> &mut [u8] {
-        self.0.clear();
-        self.0.resize(len, 0);
-        &mut self.0[..]
+        frame_slot(self.0, len)
     }
     fn truncate(&mut self, len: usize) {
         self.0.truncate(len);

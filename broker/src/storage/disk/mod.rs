@@ -205,33 +205,29 @@ impl PartitionLog for DiskLog {
                 picked.push((s, e));
             }
         }
-        let mut out = Vec::with_capacity(picked.len());
-        let mut misses = Vec::new();
-        for (i, &(s, e)) in picked.iter().enumerate() {
-            let base = self.segments[s].entries[e].header.base_offset;
-            match self.tail.get(self.tail_id, base) {
-                Some(batch) => out.push(batch),
-                None => {
-                    out.push(Bytes::new());
-                    misses.push(i);
+        let mut room = 0;
+        let cached: Vec<Option<Bytes>> = picked
+            .iter()
+            .map(|&(s, e)| {
+                let header = &self.segments[s].entries[e].header;
+                let hit = self.tail.get(self.tail_id, header.base_offset);
+                if hit.is_none() {
+                    room += frames::read_room(header.size);
                 }
-            }
-        }
-        if !misses.is_empty() {
-            // Room for each frame and its tag, which is read with it.
-            let room = misses
-                .iter()
-                .map(|&i| {
-                    let (s, e) = picked[i];
-                    self.segments[s].entries[e].header.size + 16
-                })
-                .sum();
-            let mut arena = self.arenas.take(room);
-            for i in misses {
-                let (s, e) = picked[i];
-                let seg = &self.segments[s];
-                out[i] = seg.read(&seg.entries[e], arena.buf()).await?;
-            }
+                hit
+            })
+            .collect();
+        let mut arena = None;
+        let mut out = Vec::with_capacity(picked.len());
+        for (hit, (s, e)) in cached.into_iter().zip(picked) {
+            out.push(match hit {
+                Some(batch) => batch,
+                None => {
+                    let arena = arena.get_or_insert_with(|| self.arenas.take(room));
+                    let seg = &self.segments[s];
+                    seg.read(&seg.entries[e], arena.buf()).await?
+                }
+            });
         }
         Ok(out)
     }
