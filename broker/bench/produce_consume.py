@@ -13,7 +13,8 @@ the broker's own CPU time per MB produced (per-thread schedstat; steadier
 than wall-clock rates on a shared machine), the cores the broker and the
 load generator kept busy while producing (which of them sets the pace on
 a 2-core machine), consume MB/s and msgs/s of a
-catch-up read from the segments (brokers without tail cache), each the
+catch-up read from the segments (brokers without tail cache) and the
+broker's CPU per MB it served, each the
 median of --rounds runs; then a tail table: a consumer reading while the
 producer writes, on brokers with the default tail cache.
 
@@ -185,7 +186,10 @@ def run(args, base: Path, exe: Path):
                         spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
                         prod["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
                         prod["broker_cores"] = prod["mb_per_s"] / prod["broker_mb_per_cpu_s"]
+                        before = cpu_ns(b.proc.pid)
                         cons = loadgen(exe, "consume", b.bootstrap, topic, n)
+                        spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
+                        cons["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
                         rows.setdefault((size, acks, enc), []).append((prod, cons))
         # 1 GB at the default --messages: long enough for the consumer's
         # start-up not to count.
@@ -199,8 +203,9 @@ def run(args, base: Path, exe: Path):
             b.stop()
     print("Catch-up: produce, then consume from offset 0 (read from the segments, no tail cache)\n")
     print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms "
-          "| broker MB per CPU-s | broker cores | client cores | consume MB/s | consume msgs/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| broker MB per CPU-s | broker cores | client cores | consume MB/s | consume msgs/s "
+          "| consume MB per broker CPU-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (size, acks, enc), runs in rows.items():
         prod = [p for p, _ in runs]
         cons = [c for _, c in runs]
@@ -208,7 +213,8 @@ def run(args, base: Path, exe: Path):
               f"| {median(prod, 'msgs_per_s'):,.0f} | {median(prod, 'p50_ms'):.1f} "
               f"| {median(prod, 'p99_ms'):.1f} | {median(prod, 'broker_mb_per_cpu_s'):.0f} "
               f"| {median(prod, 'broker_cores'):.2f} | {median(prod, 'client_cores'):.2f} "
-              f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} |")
+              f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} "
+              f"| {median(cons, 'broker_mb_per_cpu_s'):.0f} |")
     print("\nTail: a consumer from offset 0 while 1 KiB messages are produced with acks=1 "
           "(default tail cache)\n")
     print("| encryption | produce MB/s | p99 ms | consume MB/s | broker MB (in + out) per CPU-s |")
