@@ -18,13 +18,17 @@ broker's CPU per MB it served, each the
 median of --rounds runs; then a tail table: a consumer reading while the
 producer writes, on brokers with the default tail cache.
 
-Before measuring, the machine's free memory is filled with page cache (a
-filler file written once and deleted at the end; --no-warm skips it). On a
-VM, memory the guest has never touched, or has handed back to the host,
-costs the host a fault per page on its first write: page-cache writes into
-it ran at ~430 MB/s where writes into recycled pages ran at 2.6-4.6 GB/s
-(dd without fdatasync, 3 GiB each). A broker that has run for a while has
-all its memory in page cache, so that is the state measured here.
+Before measuring, and again after each round's topic (and each dd file)
+is deleted, the machine's free memory is filled with clean page cache by
+reading holes of a sparse file (see `Memory`; --no-warm skips it), so
+every round writes into recycled pages, as a broker that has run for a
+while does, and the run needs little disk. Rounds of 1 KiB messages move
+1 GB each (--messages-1k): the 256 MB rounds used before were over in a
+quarter of a second and differed by up to 2x round to round.
+
+After the catch-up table: the targets row by row: encryption's cost as the median of
+per-round ratios (the brokers take turns within a round), and encrypted
+acks=1 produce against dd's median.
 """
 
 import argparse
@@ -45,35 +49,62 @@ from bench_support import cpu_ns, cpu_spent  # noqa: E402
 from test_broker_harness import Broker  # noqa: E402
 
 
-def dd_write_mb_s(directory: Path, mib: int = 1024) -> float:
+def dd_write_mb_s(directory: Path, memory: "Memory", mib: int = 1024) -> float:
     target = directory / "dd.bin"
     t0 = time.perf_counter()
     subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={mib}", "conv=fdatasync"],
                    check=True, capture_output=True)
     secs = time.perf_counter() - t0
     target.unlink()
+    memory.refill()
     return mib * 1.048576 / secs
 
 
-def fill_free_memory(directory: Path) -> Path | None:
-    """Writes a file as large as the kernel's free memory (less 512 MiB, and
-    leaving 5 GiB of disk) so that nearly every page the run writes later
-    is a recycled one (the kernel hands out free pages before reclaiming
-    cached ones); returns its path, or None when there is nothing to fill."""
-    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    free_mib = int(meminfo["MemFree"].split()[0]) // 1024
-    st = os.statvfs(directory)
-    disk_mib = st.f_bavail * st.f_frsize // (1 << 20)
-    mib = min(free_mib - 512, disk_mib - 5 * 1024)
-    if mib <= 0:
-        return None
-    target = directory / "filler.bin"
-    t0 = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={mib}"],
-                   check=True, capture_output=True)
-    print(f"warm-up: filled {mib} MiB of free memory with page cache in "
-          f"{time.perf_counter() - t0:.0f} s (--no-warm skips this)")
-    return target
+class Memory:
+    """Keeps the machine's free memory filled with clean page cache, so
+    that what the brokers and dd write lands in recycled pages, as on a
+    machine that has run for a while, whatever was deleted before.
+
+    On a VM, a page the guest never touched, or freed (this kind of VM
+    reports freed pages to the host at once, and the host takes them
+    back), costs a host fault on its next first write: page-cache writes
+    into such pages ran at ~430 MB/s, into recycled ones at 2.6-4.6 GB/s.
+    The filler is a sparse file: reading its holes puts zero pages in the
+    page cache without writing the disk, so every round's data can be
+    deleted after it and the run needs little disk."""
+
+    HEADROOM_MIB = 512
+
+    def __init__(self, directory: Path, enabled: bool):
+        self.path = directory / "filler.sparse"
+        self.enabled = enabled
+        self.offset = 0
+        self.size = 0
+        self.buf = bytearray(1 << 20)
+
+    def refill(self) -> float:
+        """Reads fresh holes of the filler until free memory is down to
+        the headroom; returns the MiB put in the page cache."""
+        if not self.enabled:
+            return 0
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        want = int(meminfo["MemFree"].split()[0]) // 1024 - self.HEADROOM_MIB
+        if want <= 0:
+            return 0
+        need = self.offset + (want << 20)
+        if need > self.size:
+            self.size = max(need, 2 * self.size)
+            with self.path.open("ab") as f:
+                f.truncate(self.size)  # holes: no disk written
+        with self.path.open("rb", buffering=0) as f:
+            f.seek(self.offset)
+            for _ in range(want):
+                f.readinto(self.buf)
+        self.offset += want << 20
+        return want
+
+    def close(self):
+        self.path.unlink(missing_ok=True)
 
 
 def build_loadgen(out_dir: Path) -> Path:
@@ -106,6 +137,12 @@ def loadgen_version(exe: Path) -> str:
                           text=True).stdout.strip()
 
 
+def delete_topic(b, topic: str):
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.delete_topics([topic])[topic].result(30)  # the client must outlive the call
+
+
 def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
@@ -133,10 +170,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker-bin", required=True)
     ap.add_argument("--messages", type=int, default=1_000_000,
-                    help="messages per 100-byte run (1 KiB runs send a quarter as many)")
+                    help="messages per run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per row; the table shows medians")
     ap.add_argument("--dir", default=None, help="where data goes (default: a temp dir)")
+    ap.add_argument("--messages-1k", type=int, default=None,
+                    help="messages per 1 KiB run (default: --messages)")
+    ap.add_argument("--sizes", default="100,1024", help="message sizes of the catch-up rows")
+    ap.add_argument("--acks", default="1,all", help="acks settings of the catch-up rows")
     ap.add_argument("--tail-only", action="store_true", help="only the tail table")
+    ap.add_argument("--no-tail", action="store_true", help="no tail table")
     ap.add_argument("--no-warm", action="store_true",
                     help="measure without first filling free memory with page cache")
     args = ap.parse_args()
@@ -144,20 +186,23 @@ def main():
     base.mkdir(parents=True, exist_ok=True)
     exe = build_loadgen(base)
     print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, data in {base}")
-    # dd first: the pages its deleted files free would otherwise be the
-    # first the brokers get, and the VM may have taken them back by then.
-    dd = [dd_write_mb_s(base) for _ in range(args.rounds)]
-    print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
-          f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
-    filler = None if args.no_warm else fill_free_memory(base)
+    memory = Memory(base, not args.no_warm)
     try:
-        run(args, base, exe)
+        t0 = time.perf_counter()
+        mib = memory.refill()
+        if mib:
+            print(f"warm-up: filled {mib} MiB of free memory with page cache in "
+                  f"{time.perf_counter() - t0:.0f} s, and again after every deletion "
+                  "(--no-warm skips this)")
+        dd = [dd_write_mb_s(base, memory) for _ in range(args.rounds)]
+        print(f"raw sequential write (dd bs=1M conv=fdatasync, 1 GiB), {args.rounds} runs: "
+              f"median {statistics.median(dd):.0f} MB/s ({', '.join(f'{x:.0f}' for x in dd)})")
+        run(args, base, exe, memory, statistics.median(dd))
     finally:
-        if filler is not None:
-            filler.unlink()
+        memory.close()
 
 
-def run(args, base: Path, exe: Path):
+def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
     print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); the brokers run "
           f"at once and take turns, median of {args.rounds} rounds per row\n")
     encs = ["local", "none"]
@@ -173,9 +218,10 @@ def run(args, base: Path, exe: Path):
             brokers[enc, cache] = Broker(args.broker_bin, work, config).start()
     rows, tail = {}, {}
     try:
-        for size in [] if args.tail_only else [100, 1024]:
-            for acks in ["1", "all"]:
-                n = args.messages if size == 100 else args.messages // 4
+        sizes = [] if args.tail_only else [int(x) for x in args.sizes.split(",")]
+        for size in sizes:
+            for acks in args.acks.split(","):
+                n = args.messages if size < 1024 else args.messages_1k or args.messages
                 for r in range(args.rounds):
                     # Alternate which side goes first, so drift hits both alike.
                     for enc in encs if r % 2 == 0 else encs[::-1]:
@@ -191,13 +237,17 @@ def run(args, base: Path, exe: Path):
                         spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
                         cons["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
                         rows.setdefault((size, acks, enc), []).append((prod, cons))
+                        delete_topic(b, topic)
+                        memory.refill()
         # 1 GB at the default --messages: long enough for the consumer's
         # start-up not to count.
         n = args.messages
-        for r in range(args.rounds):
+        for r in range(0 if args.no_tail else args.rounds):
             for enc in encs if r % 2 == 0 else encs[::-1]:
                 b = brokers[enc, "tail"]
                 tail.setdefault(enc, []).append(tail_round(exe, b, f"tail-{r}", n, 1024))
+                delete_topic(b, f"tail-{r}")
+                memory.refill()
     finally:
         for b in brokers.values():
             b.stop()
@@ -215,6 +265,10 @@ def run(args, base: Path, exe: Path):
               f"| {median(prod, 'broker_cores'):.2f} | {median(prod, 'client_cores'):.2f} "
               f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} "
               f"| {median(cons, 'broker_mb_per_cpu_s'):.0f} |")
+    if rows:
+        print_targets(rows, dd_mb_s)
+    if not tail:
+        return
     print("\nTail: a consumer from offset 0 while 1 KiB messages are produced with acks=1 "
           "(default tail cache)\n")
     print("| encryption | produce MB/s | p99 ms | consume MB/s | broker MB (in + out) per CPU-s |")
@@ -225,6 +279,31 @@ def run(args, base: Path, exe: Path):
     for enc in encs:
         print(f"\n{enc}: {tail_cache_counts(brokers[enc, 'tail'])}", end="")
     print()
+
+
+def print_targets(rows: dict, dd_mb_s: float):
+    """The issue's two targets, row by row: encryption's cost and acks=1
+    produce against dd. The two brokers take turns within a round, so a
+    round's ratio compares them under the same machine state; its median
+    over rounds is the cost, the ratio of the two medians beside it."""
+    print("\nAgainst the targets (cost = 1 - encrypted / plain; per round, then the median; "
+          "in brackets: from the medians above)\n")
+    for (size, acks, enc), runs in rows.items():
+        if enc != "local" or (size, acks, "none") not in rows:
+            continue
+        plain = rows[size, acks, "none"]
+        for i, what in [(0, "produce"), (1, "consume")]:
+            ours = [r[i]["mb_per_s"] for r in runs]
+            theirs = [r[i]["mb_per_s"] for r in plain]
+            per_round = [1 - a / b for a, b in zip(ours, theirs)]
+            print(f"- {size} B acks={acks} {what}: encryption costs "
+                  f"{statistics.median(per_round):.1%} "
+                  f"({1 - statistics.median(ours) / statistics.median(theirs):.1%}); "
+                  f"rounds: {', '.join(f'{c:.0%}' for c in per_round)}")
+        if acks == "1":
+            ours = [r[0]["mb_per_s"] for r in runs]
+            print(f"- {size} B acks=1 produce, encrypted: {statistics.median(ours) / dd_mb_s:.0%} "
+                  f"of dd's median; rounds (MB/s): {', '.join(f'{x:.0f}' for x in ours)}")
 
 
 def tail_cache_counts(b) -> str:
