@@ -81,7 +81,7 @@ impl<E: Engine> Broker<E> {
                             match part.log.read(fp.fetch_offset, limit).await {
                                 Ok(batches) => {
                                     let messages =
-                                        batches.iter().map(|b| records_in_batch(b)).sum();
+                                        batches.iter().map(|b| records_in_batches(b)).sum();
                                     let records = concat(batches);
                                     if let Some(t) = &topic {
                                         out.push((
@@ -191,8 +191,9 @@ fn record_fetch(out: Vec<FetchedOut>) {
     }
 }
 
-/// The batches as one records field: a single batch as it is (from the
-/// tail cache, without a copy), several copied into one buffer.
+/// The runs of batches as one records field: a single run as it is (one
+/// batch from the tail cache, or the batches read from the segments,
+/// which lie back to back), several copied into one buffer.
 fn concat(batches: Vec<Bytes>) -> Bytes {
     match <[Bytes; 1]>::try_from(batches) {
         Ok([one]) => one,
@@ -206,10 +207,41 @@ fn concat(batches: Vec<Bytes>) -> Bytes {
     }
 }
 
-/// Records in one stored v2 batch: `lastOffsetDelta + 1` (bytes 23..27).
-fn records_in_batch(batch: &[u8]) -> u64 {
-    batch
-        .get(23..27)
-        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]).max(-1) as i64 + 1)
-        .unwrap_or(0) as u64
+/// Records in a run of stored v2 batches: per batch `lastOffsetDelta + 1`
+/// (bytes 23..27), the batch `batchLength` (bytes 8..12) + 12 long.
+fn records_in_batches(mut run: &[u8]) -> u64 {
+    let be = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let mut records = 0;
+    while let (Some(len), Some(delta)) = (run.get(8..12), run.get(23..27)) {
+        records += (be(delta).max(-1) as i64 + 1) as u64;
+        let size = (be(len).max(0) as usize).saturating_add(12);
+        run = run.get(size..).unwrap_or_default();
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+    use crate::protocol::batch::tests::client_batch;
+
+    #[test]
+    fn records_are_counted_in_every_batch_of_a_run() {
+        let last = client_batch(1, Compression::None, None);
+        let run: Vec<u8> = [3, 5]
+            .iter()
+            .flat_map(|&n| client_batch(n, Compression::None, None).to_vec())
+            .chain(last.iter().copied())
+            .collect();
+        assert_eq!(records_in_batches(&run), 9);
+        let cut = run.len() - last.len() + 20;
+        assert_eq!(
+            records_in_batches(&run[..cut]),
+            8,
+            "no count without the header"
+        );
+        assert_eq!(records_in_batches(&[]), 0);
+    }
 }

@@ -133,7 +133,8 @@ pub trait PartitionLog: Send + Sync {
         now_ms: i64,
     ) -> Result<(), StorageError>;
     /// Whole batches from the one holding `offset`, at most `max_bytes`
-    /// except that the first batch is always returned whole.
+    /// except that the first batch is always returned whole, as runs:
+    /// each `Bytes` is one batch or several back to back.
     async fn read(&mut self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError>;
     /// The first stored batch whose max timestamp is at least `timestamp`.
     fn batch_for_timestamp(&self, timestamp: i64) -> Option<BatchHeader>;

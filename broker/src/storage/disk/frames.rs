@@ -315,6 +315,25 @@ impl FrameReader {
     /// read into `arena` (which the caller has reserved room in, see
     /// `read_arena`) and split off it.
     pub async fn read_at(&self, pos: u64, arena: &mut BytesMut) -> Result<Bytes, StorageError> {
+        self.append_to(pos, arena)?;
+        Ok(arena.split().freeze())
+    }
+
+    /// Reads the frame at `pos` onto the end of `arena`'s unsplit part,
+    /// so that frames read one after another lie back to back in one
+    /// buffer; returns its length. On error the arena is as it was.
+    /// Blocking (positional reads of a local file), so that a blocking
+    /// thread can read ahead with it.
+    pub fn append_to(&self, pos: u64, arena: &mut BytesMut) -> Result<usize, StorageError> {
+        let start = arena.len();
+        let read = self.read_frame(pos, &mut InArena { arena, start });
+        if read.is_err() {
+            arena.truncate(start);
+        }
+        read
+    }
+
+    fn read_frame(&self, pos: u64, slot: &mut InArena<'_>) -> Result<usize, StorageError> {
         let missing = || StorageError::Corrupt {
             path: self.path.display().to_string(),
             reason: format!("no frame at position {pos}"),
@@ -329,7 +348,7 @@ impl FrameReader {
                 if len > MAX_FRAME_BYTES as usize {
                     return Err(missing());
                 }
-                let data = frame_slot(arena, len);
+                let data = slot.set_len(len);
                 file.read_exact_at(data, pos + PLAIN_FRAME_HEADER)
                     .map_err(|e| StorageError::io(&self.path, e))?;
                 if crc32c::crc32c(data) != crc {
@@ -338,13 +357,13 @@ impl FrameReader {
                         reason: format!("frame at {pos} fails its checksum"),
                     });
                 }
-                Ok(arena.split().freeze())
+                Ok(len)
             }
             ReaderInner::Sealed(r) => {
-                r.read_at_into(pos, &mut InArena(arena))
+                r.read_at_into(pos, slot)
                     .map_err(|e| crypto(&self.path, e))?
                     .ok_or_else(missing)?;
-                Ok(arena.split().freeze())
+                Ok(slot.arena.len() - slot.start)
             }
         }
     }
@@ -357,22 +376,20 @@ pub(super) fn read_room(len: usize) -> usize {
     len + 16
 }
 
-/// The arena's unsplit part made exactly `len` bytes long, for a frame.
-fn frame_slot(arena: &mut BytesMut, len: usize) -> &mut [u8] {
-    arena.clear();
-    arena.resize(len, 0);
-    &mut arena[..]
+/// A frame read onto the end of an arena: the arena from `start` on.
+struct InArena<'a> {
+    arena: &'a mut BytesMut,
+    start: usize,
 }
-
-/// A frame read into an arena: the arena's unsplit part is the frame.
-struct InArena<'a>(&'a mut BytesMut);
 
 impl FrameBuffer for InArena<'_> {
     fn set_len(&mut self, len: usize) -> &mut [u8] {
-        frame_slot(self.0, len)
+        self.arena.truncate(self.start);
+        self.arena.resize(self.start + len, 0);
+        &mut self.arena[self.start..]
     }
     fn truncate(&mut self, len: usize) {
-        self.0.truncate(len);
+        self.arena.truncate(self.start + len);
     }
 }
 

@@ -111,6 +111,15 @@ pub struct DiskLog {
     arenas: Arc<ReadArenas>,
 }
 
+/// Ends the run of batches read into `arena` so far, if any.
+fn end_run(arena: &mut Option<read_arena::Arena<'_>>, out: &mut Vec<Bytes>) {
+    if let Some(run) = arena.as_mut().map(|a| a.buf().split()) {
+        if !run.is_empty() {
+            out.push(run.freeze());
+        }
+    }
+}
+
 impl DiskLog {
     async fn roll(&mut self, base_offset: i64, now_ms: i64) -> Result<(), StorageError> {
         if let Some(active) = self.segments.last_mut() {
@@ -217,18 +226,24 @@ impl PartitionLog for DiskLog {
                 hit
             })
             .collect();
+        // Batches read from the segments one after another lie back to
+        // back in the arena and go out as one run (no copy to join them).
         let mut arena = None;
-        let mut out = Vec::with_capacity(picked.len());
+        let mut out = Vec::with_capacity(1);
         for (hit, (s, e)) in cached.into_iter().zip(picked) {
-            out.push(match hit {
-                Some(batch) => batch,
+            match hit {
+                Some(batch) => {
+                    end_run(&mut arena, &mut out);
+                    out.push(batch);
+                }
                 None => {
                     let arena = arena.get_or_insert_with(|| self.arenas.take(room));
                     let seg = &self.segments[s];
-                    seg.read(&seg.entries[e], arena.buf()).await?
+                    seg.read_onto(&seg.entries[e], arena.buf())?;
                 }
-            });
+            }
         }
+        end_run(&mut arena, &mut out);
         Ok(out)
     }
     fn batch_for_timestamp(&self, timestamp: i64) -> Option<BatchHeader> {

@@ -5,7 +5,8 @@
 //! stretch back to the kernel, and the next fetch page-faulted it in again
 //! (a 256 MB catch-up read cost the broker 0.2 CPU-s in one run and 0.6 in
 //! the next). Now a read takes an arena from a small pool, reserves room
-//! for the whole fetch at once and splits each frame off it; once the
+//! for the whole fetch at once and reads the frames into it back to back,
+//! so that they go out as one run, never copied to be joined; once the
 //! response holding the previous fetch's frames has been dropped,
 //! `BytesMut::reserve` reuses that memory instead of allocating.
 

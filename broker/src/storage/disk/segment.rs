@@ -192,12 +192,13 @@ impl Segment {
         Ok(())
     }
 
-    pub(super) async fn read(
+    /// Reads the batch of `entry` onto the end of `arena`'s unsplit part.
+    pub(super) fn read_onto(
         &self,
         entry: &Entry,
         arena: &mut BytesMut,
-    ) -> Result<Bytes, StorageError> {
-        self.reader.read_at(entry.pos, arena).await
+    ) -> Result<(), StorageError> {
+        self.reader.append_to(entry.pos, arena).map(|_| ())
     }
 
     pub(super) async fn sync(&mut self) -> Result<(), StorageError> {

@@ -8,7 +8,9 @@ use kafka_protocol::records::Compression;
 
 use super::frames::AtRest;
 use super::DiskEngine;
-use crate::protocol::batch::{assign, read_header, tests::client_batch};
+use bytes::Bytes;
+
+use crate::protocol::batch::{assign, read_header, split_batches, tests::client_batch};
 use crate::storage::{Engine, LogPolicy, PartitionLog};
 
 fn sealed() -> AtRest {
@@ -24,6 +26,15 @@ fn small_segments() -> LogPolicy {
         retention_ms: -1,
         retention_bytes: -1,
     }
+}
+
+/// The batches `read` returns, its runs split at batch boundaries.
+async fn read_batches<L: PartitionLog>(log: &mut L, offset: i64, max_bytes: usize) -> Vec<Bytes> {
+    let runs = log.read(offset, max_bytes).await.unwrap();
+    runs.iter()
+        .flat_map(|run| split_batches(run).unwrap())
+        .map(|(_, batch)| batch)
+        .collect()
 }
 
 async fn append_n<L: PartitionLog>(log: &mut L, n: usize) {
@@ -71,7 +82,7 @@ async fn segments_roll_reopen_from_indexes_and_read_back() {
     let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
     assert_eq!(log.headers(), before);
     assert_eq!(log.next_offset(), 120);
-    let all = log.read(0, usize::MAX).await.unwrap();
+    let all = read_batches(&mut log, 0, usize::MAX).await;
     assert_eq!(all.len(), 40);
     // A lost index is rebuilt from its segment.
     std::fs::remove_file(&files(dir.path(), "index")[1]).unwrap();
@@ -100,7 +111,7 @@ async fn torn_tail_is_truncated_and_acknowledged_batches_stay_at_their_offsets()
     let mut log = engine.open_log("t", 0, LogPolicy::default()).await.unwrap();
     assert_eq!(log.next_offset(), 15);
     append_n(&mut log, 1).await;
-    let batches = log.read(12, usize::MAX).await.unwrap();
+    let batches = read_batches(&mut log, 12, usize::MAX).await;
     let offsets: Vec<i64> = batches
         .iter()
         .map(|b| read_header(b, true).unwrap().base_offset)
@@ -126,7 +137,7 @@ async fn retention_deletes_whole_old_segments() {
     let start = log.log_start_offset();
     assert!(start > 0 && start % 3 == 0);
     assert_eq!(
-        read_header(&log.read(0, 1).await.unwrap()[0], true)
+        read_header(&read_batches(&mut log, 0, 1).await[0], true)
             .unwrap()
             .base_offset,
         start
@@ -220,7 +231,7 @@ async fn delete_records_moves_the_start_deletes_segments_below_and_survives_reop
     let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
     assert_eq!((log.log_start_offset(), log.next_offset()), (120, 120));
     append_n(&mut log, 1).await;
-    let batches = log.read(120, usize::MAX).await.unwrap();
+    let batches = read_batches(&mut log, 120, usize::MAX).await;
     assert_eq!(read_header(&batches[0], true).unwrap().base_offset, 120);
 }
 
@@ -243,14 +254,18 @@ async fn tail_cache_serves_the_newest_batches_as_stored_and_older_ones_from_disk
         .with_tail_cache(4 * probe + probe / 2);
     let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
     append_batches(&mut log, 10, 3).await;
-    let served = log.read(0, usize::MAX).await.unwrap();
+    let runs = log.read(0, usize::MAX).await.unwrap();
     let stats = engine.tail_cache_stats().unwrap();
     assert_eq!((stats.hits, stats.misses), (4, 6));
+    // The six read from the segments come back to back, as one run.
+    let sizes: Vec<usize> = runs.iter().map(|r| r.len()).collect();
+    assert_eq!(sizes, [6 * probe, probe, probe, probe, probe]);
+    let served = read_batches(&mut log, 0, usize::MAX).await;
     // The same bytes a reader without the cache gets from the segments.
     drop(log);
     let cold = DiskEngine::open(dir.path(), sealed()).unwrap();
     let mut log = cold.open_log("t", 0, small_segments()).await.unwrap();
-    assert_eq!(log.read(0, usize::MAX).await.unwrap(), served);
+    assert_eq!(read_batches(&mut log, 0, usize::MAX).await, served);
     let stats = cold.tail_cache_stats().unwrap();
     assert_eq!((stats.hits, stats.misses), (0, 0));
 }
@@ -267,7 +282,7 @@ async fn a_recreated_topic_never_reads_the_cached_batches_of_the_deleted_one() {
     engine.delete_topic("t").await.unwrap();
     let mut log = engine.open_log("t", 0, LogPolicy::default()).await.unwrap();
     append_batches(&mut log, 1, 5).await;
-    let batches = log.read(0, usize::MAX).await.unwrap();
+    let batches = read_batches(&mut log, 0, usize::MAX).await;
     assert_eq!(batches.len(), 1);
     assert_eq!(read_header(&batches[0], true).unwrap().last_offset, 4);
 }
