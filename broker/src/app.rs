@@ -106,8 +106,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Encryption::None => AtRest::Plain,
         Encryption::Local => AtRest::local(&config.data_dir).await?,
     };
-    let engine =
-        DiskEngine::open(&config.data_dir, at_rest)?.with_tail_cache(config.tail_cache_bytes);
+    let engine = DiskEngine::open(&config.data_dir, at_rest)?
+        .with_tail_cache(config.tail_cache_bytes)
+        .with_readahead(config.readahead_bytes);
     let metrics = match &telemetry {
         Some(t) => t.telemetry.metrics().clone(),
         None => wharf_exporters::MetricsRegistry::new(config.cluster_id.clone(), config.node_id),

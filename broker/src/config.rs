@@ -41,6 +41,11 @@ pub struct Config {
     /// in memory, so consumers at the tail skip the disk read and the
     /// decryption; 0 disables.
     pub tail_cache_bytes: usize,
+    /// Bytes (all partitions) that reads ahead for consumers catching up
+    /// from the segments may hold: the batches the next fetch will ask
+    /// for, read and decrypted on another thread while the client handles
+    /// the last; 0 disables.
+    pub readahead_bytes: usize,
     /// How long a new consumer group waits for more members (ms).
     pub group_initial_rebalance_delay_ms: u64,
     /// Defaults for topics' logs.
@@ -109,6 +114,7 @@ impl Default for Config {
             flush: FlushPolicy::AcksAll,
             encryption: Encryption::Local,
             tail_cache_bytes: 128 << 20,
+            readahead_bytes: 64 << 20,
             group_initial_rebalance_delay_ms: 3000,
             log: LogConfig {
                 segment_bytes: t.segment_bytes,

@@ -25,6 +25,7 @@
 pub mod frames;
 mod log_start;
 mod read_arena;
+mod readahead;
 mod segment;
 mod tail_cache;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use tokio::sync::Mutex;
 
 use self::frames::{read_frames, AtRest, FrameWriter};
 use self::read_arena::ReadArenas;
+use self::readahead::{ReadPlan, Readaheads};
 use self::segment::Segment;
 use self::tail_cache::{LogId, TailCache};
 use super::{
@@ -56,6 +58,7 @@ pub struct DiskEngine {
     state_writers: Arc<Mutex<HashMap<String, FrameWriter>>>,
     tail: Arc<TailCache>,
     arenas: Arc<ReadArenas>,
+    readaheads: Arc<Readaheads>,
 }
 
 impl DiskEngine {
@@ -71,6 +74,7 @@ impl DiskEngine {
             state_writers: Default::default(),
             tail: Arc::new(TailCache::new(0)),
             arenas: Default::default(),
+            readaheads: Default::default(),
         })
     }
 
@@ -79,6 +83,14 @@ impl DiskEngine {
     /// [`DiskEngine::open`]) keeps none.
     pub fn with_tail_cache(mut self, bytes: usize) -> DiskEngine {
         self.tail = Arc::new(TailCache::new(bytes));
+        self
+    }
+
+    /// Lets logs read ahead for consumers catching up from the segments,
+    /// holding at most `bytes` in all (see `readahead`); 0 (the default of
+    /// [`DiskEngine::open`]) reads only what is fetched.
+    pub fn with_readahead(mut self, bytes: usize) -> DiskEngine {
+        self.readaheads = Arc::new(Readaheads::new(bytes));
         self
     }
 
@@ -109,6 +121,7 @@ pub struct DiskLog {
     tail: Arc<TailCache>,
     tail_id: LogId,
     arenas: Arc<ReadArenas>,
+    readaheads: Arc<Readaheads>,
 }
 
 /// Ends the run of batches read into `arena` so far, if any.
@@ -145,6 +158,70 @@ impl DiskLog {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// The batches a read at `offset` answers with: whole batches up to
+    /// `max_bytes`, at least one; (segment, entry) pairs.
+    fn pick(&self, offset: i64, max_bytes: usize) -> Vec<(usize, usize)> {
+        let mut picked = Vec::new();
+        let mut used = 0usize;
+        for (s, seg) in self
+            .segments
+            .iter()
+            .enumerate()
+            .skip(self.segment_for_offset(offset))
+        {
+            let first = seg
+                .entries
+                .partition_point(|e| e.header.last_offset < offset);
+            for (e, entry) in seg.entries.iter().enumerate().skip(first) {
+                if !picked.is_empty() && used + entry.header.size > max_bytes {
+                    return picked;
+                }
+                used += entry.header.size;
+                picked.push((s, e));
+            }
+        }
+        picked
+    }
+
+    /// After a fetch answered from the segments: starts reading what a
+    /// fetch at `offset` will get, if that is stored and none of it is in
+    /// the tail cache (see `readahead`).
+    fn read_ahead(&self, offset: i64, max_bytes: usize) {
+        if !self.readaheads.enabled() || offset >= self.next {
+            return;
+        }
+        let picked = self.pick(offset, max_bytes);
+        let entries = picked
+            .iter()
+            .map(|&(s, e)| (s, &self.segments[s].entries[e]));
+        let mut reads = Vec::with_capacity(picked.len());
+        let mut room = 0;
+        let mut end = offset;
+        for (s, entry) in entries {
+            if self.tail.contains(self.tail_id, entry.header.base_offset) {
+                return;
+            }
+            room += frames::read_room(entry.header.size);
+            end = entry.header.last_offset + 1;
+            reads.push((self.segments[s].reader(), entry.pos));
+        }
+        let plan = ReadPlan {
+            batches: reads.len(),
+            end,
+            room,
+        };
+        let arenas = Arc::clone(&self.arenas);
+        let read = move || {
+            let mut arena = arenas.take(room);
+            for (reader, pos) in &reads {
+                reader.append_to(*pos, arena.buf())?;
+            }
+            Ok(arena.buf().split().freeze())
+        };
+        self.readaheads
+            .start(self.tail_id, offset, max_bytes, plan, read);
     }
 
     fn segment_for_offset(&self, offset: i64) -> usize {
@@ -192,28 +269,19 @@ impl PartitionLog for DiskLog {
         Ok(())
     }
     async fn read(&mut self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+        if let Some(taken) = self.readaheads.take(self.tail_id, offset, max_bytes) {
+            // A failed read-ahead falls through to the read below, which
+            // reports its error.
+            if let Ok(Ok(run)) = taken.task.await {
+                self.tail.count_misses(taken.plan.batches);
+                self.read_ahead(taken.plan.end, max_bytes);
+                return Ok(vec![run]);
+            }
+        }
         // First what to answer with (whole batches up to max_bytes, at
         // least one), then the batches: from the tail cache, or read into
         // one arena reserved for all the rest (see `read_arena`).
-        let mut picked = Vec::new();
-        let mut used = 0usize;
-        'segments: for (s, seg) in self
-            .segments
-            .iter()
-            .enumerate()
-            .skip(self.segment_for_offset(offset))
-        {
-            let first = seg
-                .entries
-                .partition_point(|e| e.header.last_offset < offset);
-            for (e, entry) in seg.entries.iter().enumerate().skip(first) {
-                if !picked.is_empty() && used + entry.header.size > max_bytes {
-                    break 'segments;
-                }
-                used += entry.header.size;
-                picked.push((s, e));
-            }
-        }
+        let picked = self.pick(offset, max_bytes);
         let mut room = 0;
         let cached: Vec<Option<Bytes>> = picked
             .iter()
@@ -230,7 +298,7 @@ impl PartitionLog for DiskLog {
         // back in the arena and go out as one run (no copy to join them).
         let mut arena = None;
         let mut out = Vec::with_capacity(1);
-        for (hit, (s, e)) in cached.into_iter().zip(picked) {
+        for (hit, &(s, e)) in cached.into_iter().zip(&picked) {
             match hit {
                 Some(batch) => {
                     end_run(&mut arena, &mut out);
@@ -243,7 +311,15 @@ impl PartitionLog for DiskLog {
                 }
             }
         }
+        let from_segments = arena.is_some();
         end_run(&mut arena, &mut out);
+        drop(arena);
+        if let (true, Some(&(s, e))) = (from_segments, picked.last()) {
+            self.read_ahead(
+                self.segments[s].entries[e].header.last_offset + 1,
+                max_bytes,
+            );
+        }
         Ok(out)
     }
     fn batch_for_timestamp(&self, timestamp: i64) -> Option<BatchHeader> {
@@ -358,6 +434,7 @@ impl Engine for DiskEngine {
             tail_id: self.tail.new_log(),
             tail: self.tail.clone(),
             arenas: self.arenas.clone(),
+            readaheads: self.readaheads.clone(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! One segment: a `.log` file of record batches and its `.index`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -27,7 +28,7 @@ pub(super) struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     at_rest: AtRest,
-    reader: FrameReader,
+    reader: Arc<FrameReader>,
     writer: Option<FrameWriter>,
     index: Option<FrameWriter>,
 }
@@ -63,7 +64,7 @@ impl Segment {
         let (log_path, index_path) = paths(dir, base_offset);
         let writer = FrameWriter::create(&log_path, at_rest).await?;
         let index = FrameWriter::create(&index_path, at_rest).await?;
-        let reader = FrameReader::open(&log_path, at_rest).await?;
+        let reader = Arc::new(FrameReader::open(&log_path, at_rest).await?);
         Ok(Segment {
             created_ms: now_ms,
             size: 0,
@@ -94,7 +95,7 @@ impl Segment {
             size: 0,
             max_timestamp: now_ms,
             entries: Vec::new(),
-            reader: FrameReader::open(&log_path, at_rest).await?,
+            reader: Arc::new(FrameReader::open(&log_path, at_rest).await?),
             log_path,
             index_path,
             at_rest: at_rest.clone(),
@@ -190,6 +191,11 @@ impl Segment {
         }
         self.push(entry);
         Ok(())
+    }
+
+    /// The segment's reader, for reading on another thread.
+    pub(super) fn reader(&self) -> Arc<FrameReader> {
+        Arc::clone(&self.reader)
     }
 
     /// Reads the batch of `entry` onto the end of `arena`'s unsplit part.

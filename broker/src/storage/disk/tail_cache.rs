@@ -97,6 +97,23 @@ impl TailCache {
         found
     }
 
+    /// Whether the batch at `base_offset` is held (not counted as a hit or
+    /// a miss).
+    pub(super) fn contains(&self, log: LogId, base_offset: i64) -> bool {
+        self.budget > 0
+            && (self.inner.lock().expect("tail cache lock"))
+                .batches
+                .contains_key(&(log, base_offset))
+    }
+
+    /// Counts `n` batches served from the segments without a lookup here
+    /// (read ahead of the fetch that got them).
+    pub(super) fn count_misses(&self, n: usize) {
+        if self.budget > 0 {
+            self.misses.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Batches served from memory, batches looked up but read from disk,
     /// and the bytes held now.
     pub(super) fn stats(&self) -> TailCacheStats {

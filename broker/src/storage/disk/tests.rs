@@ -286,3 +286,63 @@ async fn a_recreated_topic_never_reads_the_cached_batches_of_the_deleted_one() {
     assert_eq!(batches.len(), 1);
     assert_eq!(read_header(&batches[0], true).unwrap().last_offset, 4);
 }
+
+#[tokio::test]
+async fn a_consumer_catching_up_gets_every_batch_once_in_order_with_read_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = DiskEngine::open(dir.path(), sealed())
+        .unwrap()
+        .with_readahead(1 << 20);
+    let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
+    append_batches(&mut log, 40, 3).await;
+    let probe = client_batch(3, Compression::None, None).len();
+    let (mut offset, mut got) = (0, Vec::new());
+    while offset < log.next_offset() {
+        // Two batches per fetch, across segment boundaries.
+        let batches = read_batches(&mut log, offset, 2 * probe).await;
+        assert_eq!(batches.len(), 2);
+        let read_ahead = engine.readaheads.pending();
+        offset = read_header(&batches[1], true).unwrap().last_offset + 1;
+        assert_eq!(read_ahead, usize::from(offset < log.next_offset()));
+        got.extend(batches);
+        if offset == 30 {
+            append_batches(&mut log, 2, 3).await; // new batches meanwhile
+        }
+    }
+    // Another consumer, behind, with a read-ahead of the first one's
+    // pending: its own batches.
+    let other = read_batches(&mut log, 3, probe).await;
+    assert_eq!(read_header(&other[0], true).unwrap().base_offset, 3);
+    assert_eq!(other[0], got[1]);
+    let cold = DiskEngine::open(dir.path(), sealed()).unwrap();
+    drop(log);
+    let mut log = cold.open_log("t", 0, small_segments()).await.unwrap();
+    assert_eq!(read_batches(&mut log, 0, usize::MAX).await, got);
+    assert_eq!(got.len(), 42);
+}
+
+#[tokio::test]
+async fn no_read_ahead_for_a_consumer_at_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = client_batch(3, Compression::None, None).len();
+    let engine = DiskEngine::open(dir.path(), sealed())
+        .unwrap()
+        .with_tail_cache(4 * probe)
+        .with_readahead(1 << 20);
+    let mut log = engine.open_log("t", 0, small_segments()).await.unwrap();
+    append_batches(&mut log, 10, 3).await;
+    // Batches 4 and 5 from the segments; 6 on are in the tail cache.
+    read_batches(&mut log, 12, 2 * probe).await;
+    assert_eq!(engine.readaheads.pending(), 0);
+    // A consumer behind: batches 0 and 1, then 2 and 3 read ahead.
+    read_batches(&mut log, 0, 2 * probe).await;
+    assert_eq!(engine.readaheads.pending(), 1);
+    // A smaller limit than the read-ahead was made for: read again.
+    let batches = read_batches(&mut log, 6, probe).await;
+    assert_eq!(batches.len(), 1);
+    assert_eq!(engine.readaheads.pending(), 1, "batch 3 read ahead");
+    // A larger one: the read-ahead is a right answer, if shorter.
+    let batches = read_batches(&mut log, 9, usize::MAX).await;
+    assert_eq!(batches.len(), 1);
+    assert_eq!(read_header(&batches[0], true).unwrap().base_offset, 9);
+}
