@@ -2,6 +2,7 @@
 //! request loop. A malformed or oversize request closes that connection
 //! with a log line; it never harms another connection.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::broker::{api_versions, Advertised, Broker};
-use crate::protocol::{decode_request, encode_response_into, frame_length, DecodeError};
+use crate::protocol::splice::{encode_response_spliced, pieces};
+use crate::protocol::{decode_request, frame_length, DecodeError};
 use crate::storage::Engine;
 use crate::telemetry::response_has_error;
 
@@ -83,6 +85,7 @@ pub async fn connection<S, E>(
     // One buffer for the connection's responses (see `encode_response_into`)
     // and one for its large request bodies (see `read_body`).
     let mut out = BytesMut::new();
+    let mut splices = Vec::new();
     let mut input = BytesMut::new();
     loop {
         let mut prefix = [0u8; 4];
@@ -137,17 +140,55 @@ pub async fn connection<S, E>(
                 return;
             }
         };
-        if let Err(e) = encode_response_into(&mut out, api_key, version, correlation_id, &response)
-        {
+        let mut response = response;
+        if let Err(e) = encode_response_spliced(
+            &mut out,
+            &mut splices,
+            api_key,
+            version,
+            correlation_id,
+            &mut response,
+        ) {
             tracing::error!(peer = %peer, error = %e, "closing connection");
             return;
         }
         drop(response);
-        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+        if write_pieces(&mut stream, pieces(&out, &splices))
+            .await
+            .is_err()
+            || stream.flush().await.is_err()
+        {
             return;
         }
+        // The records go now, so that their memory can be reused.
+        splices.clear();
         recycle_response_buffer(&mut out);
     }
+}
+
+/// Writes `pieces` in order, as few writes as the stream allows.
+async fn write_pieces<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut pieces: Vec<&[u8]>,
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < pieces.len() {
+        let slices: Vec<IoSlice<'_>> = pieces[first..].iter().map(|p| IoSlice::new(p)).collect();
+        let mut n = stream.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let piece = &mut pieces[first];
+            let done = n.min(piece.len());
+            *piece = &piece[done..];
+            n -= done;
+            if piece.is_empty() {
+                first += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A connection keeps its buffers only up to this size, so that a rare
@@ -315,6 +356,23 @@ mod tests {
         huge.extend_from_slice(&vec![1u8; KEEP_BUFFER_MAX]);
         recycle_response_buffer(&mut huge);
         assert_eq!(huge.capacity(), 0, "nothing over the limit is kept");
+    }
+
+    #[tokio::test]
+    async fn pieces_written_a_few_bytes_at_a_time_arrive_whole_and_in_order() {
+        let (mut client, mut server) = tokio::io::duplex(5);
+        let pieces: Vec<Vec<u8>> = vec![b"head".to_vec(), vec![7; 1000], b"-tail".to_vec()];
+        let expected = pieces.concat();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        write_pieces(&mut server, pieces.iter().map(|p| &p[..]).collect())
+            .await
+            .unwrap();
+        drop(server);
+        assert_eq!(reader.await.unwrap(), expected);
     }
 
     #[tokio::test]

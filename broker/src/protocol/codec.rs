@@ -140,6 +140,16 @@ pub struct EncodeError {
     reason: String,
 }
 
+impl EncodeError {
+    pub(crate) fn new(api_key: ApiKey, version: i16, e: anyhow::Error) -> EncodeError {
+        EncodeError {
+            api: api_name(api_key),
+            version,
+            reason: e.to_string(),
+        }
+    }
+}
+
 /// Encodes a response with its size prefix and header.
 ///
 /// The ApiVersions response header is always v0 (no tagged fields), as
@@ -166,11 +176,7 @@ pub fn encode_response_into(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<(), EncodeError> {
-    let err = |e: anyhow::Error| EncodeError {
-        api: api_name(api_key),
-        version,
-        reason: e.to_string(),
-    };
+    let err = |e: anyhow::Error| EncodeError::new(api_key, version, e);
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {

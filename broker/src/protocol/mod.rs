@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod codec;
 pub mod frame;
+pub mod splice;
 pub mod versions;
 
 pub use codec::{decode_request, encode_response, encode_response_into, DecodeError, Request};
