@@ -189,3 +189,4 @@ def test_broker_series_reflect_the_traffic(env):
     # from the tail cache, not read back from the segments.
     assert value('sum(wharf_broker_fetch_batches_total{source="tail_cache"})') > 0
     assert value('sum(wharf_broker_fetch_batches_total{source="segments"})') == 0
+    assert value('sum(wharf_broker_fetch_batches_total{source="read_ahead"})') == 0

@@ -352,7 +352,8 @@ def tail_cache_counts(b) -> str:
         fields = rec.get("fields", rec)
         if "tail_cache_hits" in fields:
             return (f"{fields['tail_cache_hits']} fetched batches from the tail cache, "
-                    f"{fields['tail_cache_misses']} from the segments")
+                    f"{fields['tail_cache_misses']} from the segments, "
+                    f"{fields.get('read_ahead', 0)} read ahead")
     return "no tail cache counts in the broker's log"
 
 

@@ -171,7 +171,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(
         tail_cache_hits = tail.hits,
         tail_cache_misses = tail.misses,
-        "fetched batches served from the tail cache / read from segments"
+        read_ahead = tail.read_ahead,
+        "fetched batches served from the tail cache / read from segments / read ahead"
     );
     if let Some(t) = telemetry {
         t.telemetry.shutdown(TELEMETRY_SHUTDOWN).await;

@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         registry.record_request(3, Duration::from_micros(300), offset % 100 == 0);
         // Consumers mostly at the tail: 9 of 10 fetched batches from memory.
         let batches = offset as u64 / 10;
-        registry.set_tail_cache(batches * 9, batches, 64 << 20);
+        registry.set_tail_cache(batches * 9, batches, batches / 2, 64 << 20);
         if serve.is_finished() {
             return Ok(());
         }

@@ -312,7 +312,7 @@ pub const CATALOG: &[MetricDef] = &[
         own("wharf_telemetry_unacked_lines", &[], "gauge"), None),
     def!("telemetry_connected", "1 while the broker is connected to the shipper's socket, else 0.", Count, Gauge,
         own("wharf_telemetry_connected", &[], "gauge"), None),
-    def!("fetch_batches", "Record batches fetched by consumers, by where they came from: `tail_cache` (recent batches kept in memory) or `segments` (read from disk and decrypted).", Count, Counter,
+    def!("fetch_batches", "Record batches fetched by consumers, by where they came from: `tail_cache` (recent batches kept in memory), `segments` (read from disk and decrypted during the fetch) or `read_ahead` (read and decrypted ahead of the fetch, for a consumer catching up).", Count, Counter,
         own("wharf_broker_fetch_batches_total", &["source"], "counter"), None),
     def!("tail_cache_bytes", "Bytes of recent batches the tail cache holds (at most `tail_cache_bytes`).", Bytes, Gauge,
         own("wharf_broker_tail_cache_bytes", &[], "gauge"), None),

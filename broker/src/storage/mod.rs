@@ -193,8 +193,10 @@ pub trait Engine: Send + Sync + 'static {
 pub struct TailCacheStats {
     /// Fetched batches served from memory.
     pub hits: u64,
-    /// Fetched batches read from the segments instead.
+    /// Fetched batches read from the segments instead, during the fetch.
     pub misses: u64,
+    /// Fetched batches read from the segments ahead of the fetch.
+    pub read_ahead: u64,
     /// Bytes of batches held now.
     pub held_bytes: u64,
 }

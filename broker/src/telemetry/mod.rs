@@ -110,7 +110,7 @@ impl<E: Engine> Broker<E> {
         m.set_gauge(BrokerGauge::OfflinePartitionsCount, 0);
         m.set_gauge(BrokerGauge::UnderReplicatedPartitions, 0);
         if let Some(c) = self.engine.tail_cache_stats() {
-            m.set_tail_cache(c.hits, c.misses, c.held_bytes);
+            m.set_tail_cache(c.hits, c.misses, c.read_ahead, c.held_bytes);
         }
 
         let offsets = &self.groups.offsets;

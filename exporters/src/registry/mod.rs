@@ -164,6 +164,7 @@ struct Inner {
 struct TailCache {
     hits: u64,
     misses: u64,
+    read_ahead: u64,
     held_bytes: u64,
 }
 
@@ -318,12 +319,14 @@ impl MetricsRegistry {
     }
 
     /// Reports the tail cache's counters: fetched batches served from it
-    /// (`hits`) and read from the segments (`misses`), and the bytes it
-    /// holds. Its series appear once this has been called.
-    pub fn set_tail_cache(&self, hits: u64, misses: u64, held_bytes: u64) {
+    /// (`hits`), read from the segments during the fetch (`misses`) and
+    /// ahead of it (`read_ahead`), and the bytes it holds. Its series
+    /// appear once this has been called.
+    pub fn set_tail_cache(&self, hits: u64, misses: u64, read_ahead: u64, held_bytes: u64) {
         *write(&self.inner.tail_cache) = Some(TailCache {
             hits,
             misses,
+            read_ahead,
             held_bytes,
         });
     }
@@ -500,7 +503,12 @@ impl MetricsRegistry {
 
         // The tail cache.
         if let Some(c) = *read(&inner.tail_cache) {
-            for (source, v) in [("tail_cache", c.hits), ("segments", c.misses)] {
+            let sources = [
+                ("tail_cache", c.hits),
+                ("segments", c.misses),
+                ("read_ahead", c.read_ahead),
+            ];
+            for (source, v) in sources {
                 push("fetch_batches", vec![("source", source.into())], v as f64);
             }
             push("tail_cache_bytes", vec![], c.held_bytes as f64);

@@ -41,7 +41,7 @@ pub(crate) fn busy_registry() -> MetricsRegistry {
     r.set_consumer_lag("billing", "payments", 0, 5);
     r.set_consumer_lag("billing", "payments", 1, 7);
     r.attach_writer(Arc::new(WriterCounters::default()));
-    r.set_tail_cache(7, 3, 4096);
+    r.set_tail_cache(7, 3, 2, 4096);
     r
 }
 
@@ -49,11 +49,12 @@ pub(crate) fn busy_registry() -> MetricsRegistry {
 fn tail_cache_series_appear_once_reported() {
     let r = MetricsRegistry::new("orders", 1);
     assert!(r.collect().iter().all(|s| s.key != "fetch_batches"));
-    r.set_tail_cache(7, 3, 4096);
+    r.set_tail_cache(7, 3, 2, 4096);
     let samples = r.collect();
     let from = |source| value(&samples, "fetch_batches", &[("source", source)]);
     assert_eq!(from("tail_cache"), Some(7.0));
     assert_eq!(from("segments"), Some(3.0));
+    assert_eq!(from("read_ahead"), Some(2.0));
     assert_eq!(value(&samples, "tail_cache_bytes", &[]), Some(4096.0));
 }
 

@@ -273,7 +273,7 @@ impl PartitionLog for DiskLog {
             // A failed read-ahead falls through to the read below, which
             // reports its error.
             if let Ok(Ok(run)) = taken.task.await {
-                self.tail.count_misses(taken.plan.batches);
+                self.tail.count_read_ahead(taken.plan.batches);
                 self.read_ahead(taken.plan.end, max_bytes);
                 return Ok(vec![run]);
             }

@@ -27,6 +27,7 @@ pub(super) struct TailCache {
     next_log: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+    read_ahead: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -106,20 +107,19 @@ impl TailCache {
                 .contains_key(&(log, base_offset))
     }
 
-    /// Counts `n` batches served from the segments without a lookup here
-    /// (read ahead of the fetch that got them).
-    pub(super) fn count_misses(&self, n: usize) {
-        if self.budget > 0 {
-            self.misses.fetch_add(n as u64, Ordering::Relaxed);
-        }
+    /// Counts `n` batches served from the segments without a lookup here:
+    /// read ahead of the fetch that got them.
+    pub(super) fn count_read_ahead(&self, n: usize) {
+        self.read_ahead.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Batches served from memory, batches looked up but read from disk,
-    /// and the bytes held now.
+    /// Batches served from memory, looked up but read from disk, read from
+    /// disk ahead of their fetch, and the bytes held now.
     pub(super) fn stats(&self) -> TailCacheStats {
         TailCacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            read_ahead: self.read_ahead.load(Ordering::Relaxed),
             held_bytes: self.inner.lock().expect("tail cache lock").bytes as u64,
         }
     }

@@ -309,6 +309,8 @@ async fn a_consumer_catching_up_gets_every_batch_once_in_order_with_read_ahead()
             append_batches(&mut log, 2, 3).await; // new batches meanwhile
         }
     }
+    // All but the first fetch's two batches came from read-aheads.
+    assert_eq!(engine.tail_cache_stats().unwrap().read_ahead, 40);
     // Another consumer, behind, with a read-ahead of the first one's
     // pending: its own batches.
     let other = read_batches(&mut log, 3, probe).await;
