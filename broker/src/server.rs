@@ -82,8 +82,9 @@ pub async fn connection<S, E>(
         host: config.advertised_host.clone(),
         port: config.advertised_port,
     };
-    // One buffer for the connection's responses (see `encode_response_into`)
-    // and one for its large request bodies (see `read_body`).
+    // One buffer for the connection's responses (see `encode_response_into`;
+    // a fetch's large records fields are written from where they are, see
+    // `splice`) and one for its large request bodies (see `read_body`).
     let mut out = BytesMut::new();
     let mut splices = Vec::new();
     let mut input = BytesMut::new();
