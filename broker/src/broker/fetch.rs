@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::{code, storage_error, Broker};
+use crate::protocol::batch::stored_header;
 use crate::storage::{Engine, PartitionLog};
 
 /// ListOffsets special timestamps.
@@ -207,15 +208,12 @@ fn concat(batches: Vec<Bytes>) -> Bytes {
     }
 }
 
-/// Records in a run of stored v2 batches: per batch `lastOffsetDelta + 1`
-/// (bytes 23..27), the batch `batchLength` (bytes 8..12) + 12 long.
+/// Records in a run of stored batches, whole batches only.
 fn records_in_batches(mut run: &[u8]) -> u64 {
-    let be = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let mut records = 0;
-    while let (Some(len), Some(delta)) = (run.get(8..12), run.get(23..27)) {
-        records += (be(delta).max(-1) as i64 + 1) as u64;
-        let size = (be(len).max(0) as usize).saturating_add(12);
-        run = run.get(size..).unwrap_or_default();
+    while let Ok(h) = stored_header(run) {
+        records += (h.last_offset - h.base_offset + 1) as u64;
+        run = &run[h.size..];
     }
     records
 }
@@ -240,7 +238,7 @@ mod tests {
         assert_eq!(
             records_in_batches(&run[..cut]),
             8,
-            "no count without the header"
+            "a cut batch is not counted"
         );
         assert_eq!(records_in_batches(&[]), 0);
     }
