@@ -62,7 +62,6 @@ pub fn encode_response_spliced(
             return Err(e);
         }
     };
-    let prefix_len = if version >= 12 { 1 } else { 4 };
     let start = out.len();
     let mut done = 0;
     let mut records_len = 0;
@@ -75,20 +74,35 @@ pub fn encode_response_spliced(
             give_back(body, &large, taken);
             return Err(EncodeError::new(api_key, version, e));
         };
-        if version >= 12 {
-            put_unsigned_varint(out, len as u32 + 1);
-        } else {
-            out.put_i32(len);
-        }
+        put_length_prefix(out, version, len);
         records_len += batches.len();
         spliced.push(out.len());
-        done = at + prefix_len;
+        done = at + length_prefix_len(version);
     }
     out.extend_from_slice(&empty[done..]);
     let size = (out.len() - start - 4 + records_len) as i32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     splices.extend(spliced.into_iter().zip(taken));
     Ok(())
+}
+
+/// Fetch is a flexible message from v12: its records fields' lengths are
+/// then varints of length + 1 (1 byte when empty or null), i32s before.
+fn length_prefix_len(version: i16) -> usize {
+    if version >= 12 {
+        1
+    } else {
+        4
+    }
+}
+
+/// Writes a records field's length prefix, as the encoder would.
+fn put_length_prefix(out: &mut BytesMut, version: i16, len: i32) {
+    if version >= 12 {
+        put_unsigned_varint(out, len as u32 + 1);
+    } else {
+        out.put_i32(len);
+    }
 }
 
 /// Kafka's unsigned varint: 7 bits a byte, least significant first.
@@ -131,7 +145,7 @@ fn locate(
     let encoded = encode_response_into(&mut null, api_key, version, correlation_id, body);
     set(body, taken, Some(Bytes::new()));
     encoded?;
-    let prefix_len = if version >= 12 { 1 } else { 4 };
+    let prefix_len = length_prefix_len(version);
     let mut places = Vec::with_capacity(taken.len());
     let mut i = 0;
     while i < empty.len().min(null.len()) {
