@@ -311,15 +311,8 @@ impl FrameReader {
         })
     }
 
-    /// The frame at `pos` (a position returned by [`FrameWriter::append`]),
-    /// read into `arena` (which the caller has reserved room in, see
-    /// `read_arena`) and split off it.
-    pub async fn read_at(&self, pos: u64, arena: &mut BytesMut) -> Result<Bytes, StorageError> {
-        self.append_to(pos, arena)?;
-        Ok(arena.split().freeze())
-    }
-
-    /// Reads the frame at `pos` onto the end of `arena`'s unsplit part,
+    /// Reads the frame at `pos` (a position returned by
+    /// [`FrameWriter::append`]) onto the end of `arena`'s unsplit part,
     /// so that frames read one after another lie back to back in one
     /// buffer; returns its length. On error the arena is as it was.
     /// Blocking (positional reads of a local file), so that a blocking
@@ -406,10 +399,9 @@ mod tests {
         w.sync().await.unwrap();
         let r = FrameReader::open(&path, &at_rest).await.unwrap();
         let mut arena = BytesMut::new();
-        let second = r.read_at(b, &mut arena).await.unwrap();
-        let first = r.read_at(a, &mut arena).await.unwrap();
-        assert_eq!(&second[..], b"second frame");
-        assert_eq!(&first[..], b"first frame");
+        assert_eq!(r.append_to(b, &mut arena).unwrap(), 12);
+        assert_eq!(r.append_to(a, &mut arena).unwrap(), 11);
+        assert_eq!(&arena[..], b"second framefirst frame", "back to back");
         drop(w);
         // A torn tail: half a frame appended by a crash.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();

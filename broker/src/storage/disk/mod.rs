@@ -193,19 +193,17 @@ impl DiskLog {
             return;
         }
         let picked = self.pick(offset, max_bytes);
-        let entries = picked
-            .iter()
-            .map(|&(s, e)| (s, &self.segments[s].entries[e]));
         let mut reads = Vec::with_capacity(picked.len());
         let mut room = 0;
         let mut end = offset;
-        for (s, entry) in entries {
+        for (s, e) in picked {
+            let (seg, entry) = (&self.segments[s], &self.segments[s].entries[e]);
             if self.tail.contains(self.tail_id, entry.header.base_offset) {
                 return;
             }
             room += frames::read_room(entry.header.size);
             end = entry.header.last_offset + 1;
-            reads.push((self.segments[s].reader(), entry.pos));
+            reads.push((seg.reader(), entry.pos));
         }
         let plan = ReadPlan {
             batches: reads.len(),
@@ -314,11 +312,9 @@ impl PartitionLog for DiskLog {
         let from_segments = arena.is_some();
         end_run(&mut arena, &mut out);
         drop(arena);
-        if let (true, Some(&(s, e))) = (from_segments, picked.last()) {
-            self.read_ahead(
-                self.segments[s].entries[e].header.last_offset + 1,
-                max_bytes,
-            );
+        let last = picked.last().map(|&(s, e)| &self.segments[s].entries[e]);
+        if let Some(last) = last.filter(|_| from_segments) {
+            self.read_ahead(last.header.last_offset + 1, max_bytes);
         }
         Ok(out)
     }

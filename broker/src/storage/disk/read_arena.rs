@@ -74,8 +74,9 @@ impl Drop for Arena<'_> {
 mod tests {
     use super::*;
 
-    /// One fetch's frames, read as `DiskLog::read` does: room for all
-    /// reserved at once, each frame split off.
+    /// One fetch's frames in an arena with room for all reserved at once,
+    /// each split off (`DiskLog::read` splits off runs of them; the
+    /// memory is shared and reclaimed the same way).
     fn fetch(pool: &ReadArenas, sizes: &[usize], fill: u8) -> Vec<bytes::Bytes> {
         let mut arena = pool.take(sizes.iter().sum());
         sizes
