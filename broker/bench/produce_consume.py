@@ -23,7 +23,7 @@ is deleted, the machine's free memory is filled with clean page cache by
 reading holes of a sparse file (see `Memory`; --no-warm skips it), so
 every round writes into recycled pages, as a broker that has run for a
 while does, and the run needs little disk. Rounds of 1 KiB messages move
-1 GB each (--messages-1k): the 256 MB rounds used before were over in a
+1 GB each (--messages): the 256 MB rounds used before were over in a
 quarter of a second and differed by up to 2x round to round.
 
 After the catch-up table: the targets row by row: encryption's cost as the median of
@@ -82,7 +82,7 @@ class Memory:
         self.size = 0
         self.buf = bytearray(1 << 20)
 
-    def refill(self) -> float:
+    def refill(self) -> int:
         """Reads fresh holes of the filler until free memory is down to
         the headroom; returns the MiB put in the page cache."""
         if not self.enabled:
@@ -205,8 +205,6 @@ def main():
                     help="messages per run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per row; the table shows medians")
     ap.add_argument("--dir", default=None, help="where data goes (default: a temp dir)")
-    ap.add_argument("--messages-1k", type=int, default=None,
-                    help="messages per 1 KiB run (default: --messages)")
     ap.add_argument("--sizes", default="100,1024", help="message sizes of the catch-up rows")
     ap.add_argument("--acks", default="1,all", help="acks settings of the catch-up rows")
     ap.add_argument("--tail-only", action="store_true", help="only the tail table")
@@ -254,10 +252,10 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
             brokers[enc, cache] = Broker(args.broker_bin, work, config).start()
     rows, tail = {}, {}
     try:
+        n = args.messages
         sizes = [] if args.tail_only else [int(x) for x in args.sizes.split(",")]
         for size in sizes:
             for acks in args.acks.split(","):
-                n = args.messages if size < 1024 else args.messages_1k or args.messages
                 for r in range(args.rounds):
                     # Alternate which side goes first, so drift hits both alike.
                     for enc in encs if r % 2 == 0 else encs[::-1]:
@@ -275,9 +273,8 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
                         rows.setdefault((size, acks, enc), []).append((prod, cons))
                         delete_topic(b, topic)
                         memory.refill()
-        # 1 GB at the default --messages: long enough for the consumer's
-        # start-up not to count.
-        n = args.messages
+        # Tail rounds at 1 KiB, 1 GB at the default --messages: long enough
+        # for the consumer's start-up not to count.
         for r in range(0 if args.no_tail else args.rounds):
             for enc in encs if r % 2 == 0 else encs[::-1]:
                 b = brokers[enc, "tail"]
