@@ -18,24 +18,29 @@ broker's CPU per MB it served, each the
 median of --rounds runs; then a tail table: a consumer reading while the
 producer writes, on brokers with the default tail cache.
 
-Before measuring, and again after each round's topic (and each dd file)
-is deleted, the machine's free memory is filled with clean page cache by
-reading holes of a sparse file (see `Memory`; --no-warm skips it), so
-every round writes into recycled pages, as a broker that has run for a
+Every round starts each broker afresh on an empty data directory, and
+deletes both after it. Before measuring, and again after each such
+deletion (and each dd file's), the machine's free memory is filled with
+clean page cache by reading holes of a sparse file (see `Memory`;
+--no-warm skips it), so every round writes into recycled pages, as a broker that has run for a
 while does, and the run needs little disk. Rounds of 1 KiB messages move
 1 GB each (--messages): the 256 MB rounds used before were over in a
 quarter of a second and differed by up to 2x round to round.
 
-After the catch-up table: the targets row by row: encryption's cost as the median of
-per-round ratios (the brokers take turns within a round), and encrypted
-acks=1 produce against dd's median.
+After the tables: the targets row by row: encryption's cost as the median
+of per-round ratios (the brokers take turns within a round) with a
+bootstrap 90% interval for it, and encrypted acks=1 produce against dd's
+median.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -168,11 +173,24 @@ def loadgen_version(exe: Path) -> str:
                           text=True).stdout.strip()
 
 
-def delete_topic(b, topic: str):
-    from confluent_kafka.admin import AdminClient
-    # log_level 4: without librdkafka's notice that it purged an event at exit
-    admin = AdminClient({"bootstrap.servers": b.bootstrap, "log_level": 4})
-    admin.delete_topics([topic])[topic].result(30)  # the client must outlive the call
+@contextlib.contextmanager
+def fresh_broker(args, base: Path, enc: str, config: str, memory: Memory):
+    """A broker process of its own for one round, on an empty data
+    directory that is deleted after it, and free memory refilled after
+    that. A broker kept for the whole run carried whatever its process
+    started with (where its heap and files landed) into every round, so
+    its rounds were not independent: medians of the same row moved by
+    more from run to run than the spread of single rounds allowed."""
+    work = base / f"enc-{enc}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    b = Broker(args.broker_bin, work, f'encryption = "{enc}"\n{config}').start()
+    try:
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(work / "data", ignore_errors=True)
+        memory.refill()
 
 
 def median(rows, key):
@@ -237,30 +255,22 @@ def main():
 
 
 def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
-    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); the brokers run "
-          f"at once and take turns, median of {args.rounds} rounds per row\n")
+    print(f"load: broker/bench/loadgen.c (librdkafka {loadgen_version(exe)}); every round "
+          f"starts both brokers afresh, which then take turns; median of {args.rounds} "
+          "rounds per row\n")
     encs = ["local", "none"]
-    # Catch-up rows read what was written before, from the segments: their
-    # brokers keep no tail cache. Tail rows run with the default cache.
-    brokers = {}
-    for enc in encs:
-        for cache in ["cold", "tail"]:
-            work = base / f"enc-{enc}-{cache}"
-            work.mkdir(exist_ok=True)
-            extra = "tail_cache_bytes = 0\n" if cache == "cold" else ""
-            config = f'encryption = "{enc}"\n{extra}'
-            brokers[enc, cache] = Broker(args.broker_bin, work, config).start()
-    rows, tail = {}, {}
-    try:
-        n = args.messages
-        sizes = [] if args.tail_only else [int(x) for x in args.sizes.split(",")]
-        for size in sizes:
-            for acks in args.acks.split(","):
-                for r in range(args.rounds):
-                    # Alternate which side goes first, so drift hits both alike.
-                    for enc in encs if r % 2 == 0 else encs[::-1]:
-                        b = brokers[enc, "cold"]
-                        topic = f"bench-{size}-{acks}-{r}"
+    rows, tail, counts = {}, {}, {}
+    n = args.messages
+    sizes = [] if args.tail_only else [int(x) for x in args.sizes.split(",")]
+    for size in sizes:
+        for acks in args.acks.split(","):
+            for r in range(args.rounds):
+                # Alternate which side goes first, so drift hits both alike.
+                for enc in encs if r % 2 == 0 else encs[::-1]:
+                    # Catch-up rows read what was written before, from the
+                    # segments: their brokers keep no tail cache.
+                    with fresh_broker(args, base, enc, "tail_cache_bytes = 0\n", memory) as b:
+                        topic = f"bench-{size}-{acks}"
                         before = cpu_ns(b.proc.pid)
                         prod = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
                         spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
@@ -270,20 +280,15 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
                         cons = loadgen(exe, "consume", b.bootstrap, topic, n)
                         spent, _ = cpu_spent(before, cpu_ns(b.proc.pid))
                         cons["broker_mb_per_cpu_s"] = n * size / 1e6 / spent
-                        rows.setdefault((size, acks, enc), []).append((prod, cons))
-                        delete_topic(b, topic)
-                        memory.refill()
-        # Tail rounds at 1 KiB, 1 GB at the default --messages: long enough
-        # for the consumer's start-up not to count.
-        for r in range(0 if args.no_tail else args.rounds):
-            for enc in encs if r % 2 == 0 else encs[::-1]:
-                b = brokers[enc, "tail"]
-                tail.setdefault(enc, []).append(tail_round(exe, b, f"tail-{r}", n, 1024))
-                delete_topic(b, f"tail-{r}")
-                memory.refill()
-    finally:
-        for b in brokers.values():
-            b.stop()
+                    rows.setdefault((size, acks, enc), []).append((prod, cons))
+    # Tail rounds at 1 KiB, 1 GB at the default --messages: long enough for
+    # the consumer's start-up not to count. Default tail cache.
+    for r in range(0 if args.no_tail else args.rounds):
+        for enc in encs if r % 2 == 0 else encs[::-1]:
+            with fresh_broker(args, base, enc, "", memory) as b:
+                tail.setdefault(enc, []).append(tail_round(exe, b, "tail", n, 1024))
+            add_tail_cache_counts(counts.setdefault(enc, {}), b)
+
     print("Catch-up: produce, then consume from offset 0 (read from the segments, no tail cache)\n")
     print("| msg size | acks | encryption | produce MB/s | produce msgs/s | p50 ms | p99 ms "
           "| broker MB per CPU-s | broker cores | client cores | consume MB/s | consume msgs/s "
@@ -298,10 +303,12 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
               f"| {median(prod, 'broker_cores'):.2f} | {median(prod, 'client_cores'):.2f} "
               f"| {median(cons, 'mb_per_s'):.1f} | {median(cons, 'msgs_per_s'):,.0f} "
               f"| {median(cons, 'broker_mb_per_cpu_s'):.0f} |")
-    if rows:
-        print_targets(rows, dd_mb_s)
-    if not tail:
-        return
+    if tail:
+        print_tail(tail, counts)
+    print_targets(rows, tail, dd_mb_s)
+
+
+def print_tail(tail: dict, counts: dict):
     print("\nTail: a consumer from offset 0 while 1 KiB messages are produced with acks=1 "
           "(default tail cache)\n")
     print("| encryption | produce MB/s | p99 ms | consume MB/s | broker MB (in + out) per CPU-s |")
@@ -309,38 +316,60 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
     for enc, runs in tail.items():
         print(f"| {enc} | {median(runs, 'mb_per_s'):.1f} | {median(runs, 'p99_ms'):.1f} "
               f"| {median(runs, 'consume_mb_per_s'):.1f} | {median(runs, 'broker_mb_per_cpu_s'):.0f} |")
-    for enc in encs:
-        print(f"\n{enc}: {tail_cache_counts(brokers[enc, 'tail'])}", end="")
+    for enc, c in counts.items():
+        print(f"\n{enc}: {c.get('tail_cache_hits', 0)} fetched batches from the tail cache, "
+              f"{c.get('tail_cache_misses', 0)} from the segments, "
+              f"{c.get('read_ahead', 0)} read ahead", end="")
     print()
 
 
-def print_targets(rows: dict, dd_mb_s: float):
+def print_targets(rows: dict, tail: dict, dd_mb_s: float):
     """The issue's two targets, row by row: encryption's cost and acks=1
     produce against dd. The two brokers take turns within a round, so a
     round's ratio compares them under the same machine state; its median
-    over rounds is the cost, the ratio of the two medians beside it."""
-    print("\nAgainst the targets (cost = 1 - encrypted / plain; per round, then the median; "
-          "in brackets: from the medians above)\n")
+    over rounds is the cost, with a bootstrap 90% interval for that median
+    (how far it could move on another run of as many rounds), and the
+    ratio of the two medians of the table."""
+    pairs = []
     for (size, acks, enc), runs in rows.items():
-        if enc != "local" or (size, acks, "none") not in rows:
-            continue
-        plain = rows[size, acks, "none"]
-        for i, what in [(0, "produce"), (1, "consume")]:
-            ours = [r[i]["mb_per_s"] for r in runs]
-            theirs = [r[i]["mb_per_s"] for r in plain]
-            per_round = [1 - a / b for a, b in zip(ours, theirs)]
-            print(f"- {size} B acks={acks} {what}: encryption costs "
-                  f"{statistics.median(per_round):.1%} "
-                  f"({1 - statistics.median(ours) / statistics.median(theirs):.1%}); "
-                  f"rounds: {', '.join(f'{c:.0%}' for c in per_round)}")
-        if acks == "1":
+        if enc == "local" and (size, acks, "none") in rows:
+            plain = rows[size, acks, "none"]
+            for i, what in [(0, "produce"), (1, "consume")]:
+                pairs.append((f"{size} B acks={acks} {what}",
+                              [r[i]["mb_per_s"] for r in runs], [r[i]["mb_per_s"] for r in plain]))
+    if "local" in tail and "none" in tail:
+        for key, what in [("mb_per_s", "produce"), ("consume_mb_per_s", "consume")]:
+            pairs.append((f"tail 1024 B acks=1 {what}",
+                          [r[key] for r in tail["local"]], [r[key] for r in tail["none"]]))
+    if not pairs:
+        return
+    print("\nAgainst the targets (cost = 1 - encrypted / plain; per round, then the median "
+          "with its 90% bootstrap interval; then from the table's medians)\n")
+    for label, ours, theirs in pairs:
+        per_round = [1 - a / b for a, b in zip(ours, theirs)]
+        low, high = median_interval(per_round)
+        print(f"- {label}: encryption costs {statistics.median(per_round):.1%} "
+              f"({low:.1%} to {high:.1%}; "
+              f"{1 - statistics.median(ours) / statistics.median(theirs):.1%}); "
+              f"rounds: {', '.join(f'{c:.0%}' for c in per_round)}")
+    for (size, acks, enc), runs in rows.items():
+        if enc == "local" and acks == "1":
             ours = [r[0]["mb_per_s"] for r in runs]
             print(f"- {size} B acks=1 produce, encrypted: {statistics.median(ours) / dd_mb_s:.0%} "
                   f"of dd's median; rounds (MB/s): {', '.join(f'{x:.0f}' for x in ours)}")
 
 
-def tail_cache_counts(b) -> str:
-    """What the broker logged at shutdown about its tail cache."""
+def median_interval(xs: list, resamples: int = 4000) -> tuple:
+    """Bootstrap 90% interval of the median of `xs`: the 5th and 95th
+    percentiles of the medians of `resamples` resamplings with
+    replacement (seeded, so a run's figures are reproducible from it)."""
+    rng = random.Random(5)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
+    return meds[resamples // 20], meds[resamples - 1 - resamples // 20]
+
+
+def add_tail_cache_counts(into: dict, b):
+    """Adds what a stopped broker logged at shutdown about its tail cache."""
     for line in b.log_path.read_text().splitlines():
         try:
             rec = json.loads(line)
@@ -348,10 +377,10 @@ def tail_cache_counts(b) -> str:
             continue
         fields = rec.get("fields", rec)
         if "tail_cache_hits" in fields:
-            return (f"{fields['tail_cache_hits']} fetched batches from the tail cache, "
-                    f"{fields['tail_cache_misses']} from the segments, "
-                    f"{fields.get('read_ahead', 0)} read ahead")
-    return "no tail cache counts in the broker's log"
+            for key in ["tail_cache_hits", "tail_cache_misses", "read_ahead"]:
+                into[key] = into.get(key, 0) + int(fields.get(key, 0))
+            return
+    sys.exit(f"no tail cache counts in {b.log_path}")
 
 
 if __name__ == "__main__":
