@@ -12,7 +12,7 @@
 //!   benchmarks that compare against no encryption.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -244,13 +244,14 @@ impl FrameWriter {
         match &mut self.inner {
             WriterInner::Plain { file, len } => {
                 let pos = *len;
-                let mut buf = Vec::with_capacity(data.len() + PLAIN_FRAME_HEADER as usize);
-                buf.extend_from_slice(&(data.len() as u32).to_be_bytes());
-                buf.extend_from_slice(&crc32c::crc32c(data).to_be_bytes());
-                buf.extend_from_slice(data);
-                file.write_all(&buf)
+                let mut header = [0u8; PLAIN_FRAME_HEADER as usize];
+                header[..4].copy_from_slice(&(data.len() as u32).to_be_bytes());
+                header[4..].copy_from_slice(&crc32c::crc32c(data).to_be_bytes());
+                // Header and data in one write, without copying the data
+                // into a frame first.
+                write_all_vectored(file, &mut [IoSlice::new(&header), IoSlice::new(data)])
                     .map_err(|e| StorageError::io(&self.path, e))?;
-                *len += buf.len() as u64;
+                *len += PLAIN_FRAME_HEADER + data.len() as u64;
                 Ok(pos)
             }
             WriterInner::Sealed(w) => w.append(data).map_err(|e| crypto(&self.path, e)),
@@ -276,6 +277,21 @@ impl FrameWriter {
             WriterInner::Sealed(w) => w.finish().map(|_| ()).map_err(|e| crypto(&self.path, e)),
         }
     }
+}
+
+/// Writes all of `bufs` to `file`, in order, however the kernel splits
+/// the writes.
+fn write_all_vectored(file: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Reads frames of one file by position.
@@ -439,5 +455,43 @@ mod tests {
         let (frames, finished) = read_frames(&path, &at_rest).await.unwrap();
         assert!(finished);
         assert_eq!(&frames[0].data[..], b"PLAINTEXT-MARKER-123");
+    }
+
+    /// Takes at most three bytes a call, and is interrupted once.
+    struct Trickle {
+        out: Vec<u8>,
+        interrupted: bool,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(3);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_finish_whatever_the_kernel_takes_per_call() {
+        let mut w = Trickle {
+            out: Vec::new(),
+            interrupted: false,
+        };
+        let header = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let mut bufs = [
+            IoSlice::new(&[]),
+            IoSlice::new(&header),
+            IoSlice::new(b"data"),
+        ];
+        write_all_vectored(&mut w, &mut bufs).unwrap();
+        assert_eq!(w.out, b"\x01\x02\x03\x04\x05\x06\x07\x08data");
     }
 }
