@@ -112,6 +112,45 @@ def test_bad_lines_oversize_and_a_vanishing_client_leave_others_intact(wharf_bin
     assert list((tmp_path / "data" / "dead-letter").glob("broker-*.dl")), "refused lines are dead-lettered"
 
 
+def test_clients_that_never_pause_hear_acks_while_they_send(wharf_bin, tmp_path):
+    """Two clients stream flat out: each must get acks while it is still
+    sending (the broker's writer holds every unacked line for a resend),
+    not only once it pauses. Acks used to go out only when a connection's
+    queue of appended reads was empty, which steady traffic seldom left."""
+    sh = Shipper(wharf_bin("wharf-shipper"), tmp_path, file_config(tmp_path)).start()
+    n = 100_000
+    seen, failures = {}, []
+
+    def stream(c):
+        try:
+            send_all(c)
+        except Exception as e:  # noqa: BLE001 - reported by the test thread below
+            failures.append(f"client {c}: {e!r}")
+
+    def send_all(c):
+        cl = Client(sh.socket_path)
+        data = ("\n".join(event(c, i, 1_767_322_800_000, "prod", 1) for i in range(n)) + "\n").encode()
+        chunk = 256 << 10
+        # The acks heard by the time nine tenths had been sent.
+        for at in range(0, len(data), chunk):
+            cl.send(data[at:at + chunk])
+            if at < len(data) * 9 // 10:
+                seen[c] = cl.acked
+        cl.wait_acked(n, timeout=120)
+        assert cl.errors == []
+        cl.close()
+
+    threads = [threading.Thread(target=stream, args=(c,)) for c in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert sh.stop() == 0, sh.logs()
+    assert len(seen) == 2 and all(a > 0 for a in seen.values()), seen
+    assert len(read_out(tmp_path)) == 2 * n
+
+
 def test_socket_mode_stale_and_live_sockets(wharf_bin, tmp_path):
     sock = tmp_path / "s.sock"
     # A stale socket (nobody listening) is replaced.
