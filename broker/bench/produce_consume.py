@@ -174,7 +174,7 @@ def loadgen_version(exe: Path) -> str:
 
 
 @contextlib.contextmanager
-def fresh_broker(args, base: Path, enc: str, config: str, memory: Memory):
+def fresh_broker(broker_bin: str, base: Path, enc: str, config: str, memory: Memory):
     """A broker process of its own for one round, on an empty data
     directory that is deleted after it, and free memory refilled after
     that. A broker kept for the whole run carried whatever its process
@@ -184,7 +184,7 @@ def fresh_broker(args, base: Path, enc: str, config: str, memory: Memory):
     work = base / f"enc-{enc}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    b = Broker(args.broker_bin, work, f'encryption = "{enc}"\n{config}').start()
+    b = Broker(broker_bin, work, f'encryption = "{enc}"\n{config}').start()
     try:
         yield b
     finally:
@@ -269,7 +269,7 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
                 for enc in encs if r % 2 == 0 else encs[::-1]:
                     # Catch-up rows read what was written before, from the
                     # segments: their brokers keep no tail cache.
-                    with fresh_broker(args, base, enc, "tail_cache_bytes = 0\n", memory) as b:
+                    with fresh_broker(args.broker_bin, base, enc, "tail_cache_bytes = 0\n", memory) as b:
                         topic = f"bench-{size}-{acks}"
                         before = cpu_ns(b.proc.pid)
                         prod = loadgen(exe, "produce", b.bootstrap, topic, n, size, acks)
@@ -285,7 +285,7 @@ def run(args, base: Path, exe: Path, memory: Memory, dd_mb_s: float):
     # the consumer's start-up not to count. Default tail cache.
     for r in range(0 if args.no_tail else args.rounds):
         for enc in encs if r % 2 == 0 else encs[::-1]:
-            with fresh_broker(args, base, enc, "", memory) as b:
+            with fresh_broker(args.broker_bin, base, enc, "", memory) as b:
                 tail.setdefault(enc, []).append(tail_round(exe, b, "tail", n, 1024))
             add_tail_cache_counts(counts.setdefault(enc, {}), b)
 
